@@ -1,0 +1,119 @@
+"""Seed aggregation and the per-initializer verdict: what the study page's table and curves say.
+
+A study trains every initializer once per seed. The page shows each initializer as one line
+(the mean over seeds) inside a band (min-max or +-1 std), and a table of final and best
+validation accuracy as mean +- std over seeds. Non-finite values are a result (the run
+diverged), never an error: they are left out of means and bands, and the run is flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def initializer_key(initializer: str, params: dict[str, float] | None) -> str:
+    """One key per initializer choice: the same id with two different stddevs is two groups."""
+    if not params:
+        return initializer
+    return f"{initializer}({','.join(f'{name}={params[name]:g}' for name in sorted(params))})"
+
+
+def mean_std(values: Iterable[Any]) -> dict[str, float | int | None]:
+    """Mean and (population) std of the finite values, and how many there were."""
+    finite = [float(value) for value in values if is_finite(value)]
+    if not finite:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(finite) / len(finite)
+    std = math.sqrt(sum((value - mean) ** 2 for value in finite) / len(finite))
+    return {"mean": mean, "std": std, "n": len(finite)}
+
+
+def aggregate(series: Sequence[dict[int, Any]], epochs: Sequence[int]) -> dict[str, list]:
+    """Per epoch, over the runs that have a finite value there: mean, std, min, max and n.
+
+    series: one {epoch: value} per run. Runs may stop at different epochs (one still
+    training, one cancelled); each epoch is aggregated over the runs that reached it.
+    """
+    out: dict[str, list] = {"mean": [], "std": [], "min": [], "max": [], "n": []}
+    for epoch in epochs:
+        values = [run[epoch] for run in series if is_finite(run.get(epoch))]
+        stats = mean_std(values)
+        out["mean"].append(stats["mean"])
+        out["std"].append(stats["std"])
+        out["min"].append(min(values) if values else None)
+        out["max"].append(max(values) if values else None)
+        out["n"].append(stats["n"])
+    return out
+
+
+def pick_epochs(epochs: Sequence[int], max_points: int) -> list[int]:
+    """At most ``max_points`` epochs, evenly spread, always keeping the first and the last.
+
+    Charts of 500 epochs x hundreds of runs would otherwise ship megabytes; a line drawn
+    through 200 evenly spaced epochs looks the same at any screen width.
+    """
+    epochs = sorted(set(epochs))
+    if len(epochs) <= max_points or max_points < 2:
+        return epochs
+    step = (len(epochs) - 1) / (max_points - 1)
+    return sorted({epochs[round(i * step)] for i in range(max_points)})
+
+
+def diverged(rows: Iterable[dict[str, Any]]) -> bool:
+    """A run diverged when its training or validation loss ever became NaN or infinite."""
+    return any(
+        isinstance(row.get(name), float) and not math.isfinite(row[name])
+        for row in rows for name in ("loss", "val_loss")
+    )
+
+
+def run_verdict(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One run's final and best validation accuracy, the epoch of the best, final val loss, s/epoch.
+
+    rows: the run's epochs in order. "Final" is the last recorded epoch, which for a run
+    still training is its latest.
+    """
+    if not rows:
+        return {"final_val_accuracy": None, "best_val_accuracy": None, "best_epoch": None,
+                "final_val_loss": None, "seconds_per_epoch": None, "diverged": False, "epochs": 0}
+    scored = [(row["val_accuracy"], row["epoch"]) for row in rows if is_finite(row.get("val_accuracy"))]
+    # The earliest epoch wins a tie: it reached that accuracy first.
+    best = max(scored, key=lambda item: (item[0], -item[1])) if scored else (None, None)
+    seconds = [row["seconds"] for row in rows if is_finite(row.get("seconds"))]
+    return {
+        "final_val_accuracy": rows[-1].get("val_accuracy"),
+        "best_val_accuracy": best[0],
+        "best_epoch": best[1],
+        "final_val_loss": rows[-1].get("val_loss"),
+        "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+        "diverged": diverged(rows),
+        "epochs": len(rows),
+    }
+
+
+def group_verdict(verdicts: Sequence[dict[str, Any]], statuses: Sequence[str]) -> dict[str, Any]:
+    """Mean +- std over the seeds of one initializer, with the count of diverged runs."""
+    measured = [v for v in verdicts if v["epochs"]]
+    return {
+        "runs": len(statuses),
+        "succeeded": sum(status == "succeeded" for status in statuses),
+        "active": sum(status in ("queued", "running") for status in statuses),
+        "diverged": sum(bool(v["diverged"]) for v in verdicts),
+        **{name: mean_std(v[name] for v in measured)
+           for name in ("final_val_accuracy", "best_val_accuracy", "best_epoch", "final_val_loss", "seconds_per_epoch")},
+    }
+
+
+def mark_leader(tables: Sequence[dict[str, Any]]) -> int | None:
+    """Index of the initializer with the highest mean final validation accuracy (None: no data)."""
+    scored = [(table["final_val_accuracy"]["mean"], -i) for i, table in enumerate(tables)
+              if table["final_val_accuracy"]["mean"] is not None]
+    return -max(scored)[1] if scored else None

@@ -1,0 +1,133 @@
+"""ORM tables. Only the repository modules touch these classes.
+
+Metrics are plain rows keyed by (run, epoch) and layer statistics by
+(run, epoch, layer, kind): a redelivered task rewrites its rows instead of
+duplicating them. Floats go through ``ExactFloat`` so NaN and Inf survive SQLite.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ExactFloat(TypeDecorator):
+    """A float column that keeps NaN.
+
+    PostgreSQL stores NaN and ±Infinity natively. SQLite turns a bound NaN into
+    NULL, which would make a diverged run look like a missing value, so there
+    NaN is stored as the text 'NaN' (SQLite keeps text that is not a number as
+    text even in a REAL column) and read back as float('nan').
+    """
+
+    impl = Float
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> Any:
+        if value is None:
+            return None
+        value = float(value)
+        if dialect.name == "sqlite" and math.isnan(value):
+            return "NaN"
+        return value
+
+    def bind_processor(self, dialect):
+        # Float's own bind processor would turn the text 'NaN' back into a float.
+        return lambda value: self.process_bind_param(value, dialect)
+
+    def process_result_value(self, value: Any, dialect) -> Any:
+        return None if value is None else float(value)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {float: ExactFloat, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_studies_idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]]
+    # The client's Idempotency-Key of the POST that created the study: a repeated
+    # POST with the same key gets this study back instead of a second one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    runs: Mapped[list["Run"]] = relationship(back_populates="study", order_by="Run.id", cascade="all, delete-orphan")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    initializer: Mapped[str] = mapped_column(String(64))
+    initializer_params: Mapped[dict[str, Any]]
+    seed: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    epoch: Mapped[int] = mapped_column(default=0)
+    epochs: Mapped[int]
+    batch: Mapped[int] = mapped_column(default=0)
+    batches: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    worker_host: Mapped[str | None] = mapped_column(String(200), default=None)
+    device: Mapped[str | None] = mapped_column(String(200), default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # When a task message for the current attempt was handed to the broker; NULL
+    # means no message carries this run yet, and the dispatcher will send one.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    study: Mapped[Study] = relationship(back_populates="runs")
+
+
+class EpochMetric(Base):
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epoch_metrics_run_epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int]
+    loss: Mapped[float | None]
+    accuracy: Mapped[float | None]
+    val_loss: Mapped[float | None]
+    val_accuracy: Mapped[float | None]
+    seconds: Mapped[float | None]
+
+
+class LayerStat(Base):
+    __tablename__ = "layer_stats"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", "layer", "kind", name="uq_layer_stats_run_epoch_layer_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int]
+    layer: Mapped[str] = mapped_column(String(64))
+    layer_index: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    mean: Mapped[float | None]
+    std: Mapped[float | None]
+    min: Mapped[float | None]
+    max: Mapped[float | None]
+    l2: Mapped[float | None]
+    nonfinite: Mapped[int] = mapped_column(Integer, default=0)
+    edges: Mapped[list[Any]]
+    counts: Mapped[list[Any]]
+    # Evenly spaced quantiles of the finite values (0 %, 1/Q, ..., 100 %): with
+    # them any histogram on shared edges, and any percentile band, can be drawn
+    # for every run and epoch of a study, within 1/Q of the values per bin.
+    quantiles: Mapped[list[Any] | None] = mapped_column(default=None)
