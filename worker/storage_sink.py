@@ -1,0 +1,100 @@
+"""The Sink the Celery worker hands to the training core: it writes through app.storage.
+
+Every write is fenced by the owner (``host:pid``) that claimed the run: a worker
+whose lease ran out and whose run was claimed by another stops writing and stops
+training, so one run never trains twice at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from app.settings import get_settings
+from app.storage import records, studies
+from app.storage.db import StorageUnavailable
+from worker.retry import with_storage_retry
+
+log = logging.getLogger("initlab.worker")
+
+
+def worker_identity() -> str:
+    """What claim_run stores as the run's worker_host, and what fences its writes."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StorageSink:
+    """Records are retried through a database outage (training waits); progress is
+    throttled to one write per heartbeat interval, and a missed one is only skipped.
+    """
+
+    def __init__(self, owner: str | None = None) -> None:
+        self.owner = owner or worker_identity()
+        self._interval = get_settings().heartbeat_interval_s
+        self._last_beat: dict[int, float] = {}
+        self._stop: dict[int, bool] = {}
+
+    def record_epoch(self, run_id: int, epoch: int, metrics: dict[str, float]) -> None:
+        self._fenced(records.record_epoch, run_id, epoch, metrics)
+
+    def record_layers(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
+        self._fenced(records.record_layers, run_id, epoch, layers)
+
+    def progress(self, run_id: int, epoch: int, batch: int, batches: int) -> None:
+        now = time.monotonic()
+        if now - self._last_beat.get(run_id, 0.0) < self._interval and batch not in (0, batches):
+            return
+        self._last_beat[run_id] = now
+        self._beat(run_id, batch=batch, batches=batches)
+
+    def should_stop(self, run_id: int) -> bool:
+        return self._stop.get(run_id, False)
+
+    @contextmanager
+    def keepalive(self, run_ids: Iterable[int]) -> Iterator[None]:
+        """Renew the runs' leases from a thread while they train.
+
+        The training loop beats too, but not while TensorFlow traces a model or
+        evaluates: the lease must not run out just because a step is slow.
+        """
+        run_ids = list(run_ids)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self._interval):
+                for run_id in run_ids:
+                    if not self._stop.get(run_id):
+                        self._beat(run_id)
+
+        thread = threading.Thread(target=beat, name="initlab-keepalive", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
+
+    def _beat(self, run_id: int, **progress: int) -> None:
+        try:
+            self._stop[run_id] = studies.heartbeat(run_id, owner=self.owner, **progress) or self._stop.get(run_id, False)
+        except StorageUnavailable:
+            self._last_beat[run_id] = time.monotonic() - self._interval / 2  # try again soon
+
+    def _fenced(self, write, run_id: int, *args) -> None:
+        if self._stop.get(run_id) and not self._still_mine(run_id):
+            return
+        try:
+            with_storage_retry(write, run_id, *args, owner=self.owner)
+        except records.NotOwner as exc:
+            log.warning("%s; stopping it here", exc)
+            self._stop[run_id] = True
+
+    def _still_mine(self, run_id: int) -> bool:
+        run = studies.get_run(run_id)
+        return run is not None and run.status == "running" and run.worker_host == self.owner

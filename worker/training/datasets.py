@@ -1,0 +1,269 @@
+"""The image data sets a run can train on, and how a run's subset of them is drawn.
+
+Loading tries, in order: the configured data directory (the original IDX ``.gz`` files),
+the Keras download cache, and finally Keras's own downloader. The API imports this module
+for the catalog and must never pull in TensorFlow, so Keras is imported only for that
+last, download step. Parsed arrays are cached per process because a worker trains many
+runs on the same data.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+_IMAGE_MAGIC = 2051
+_LABEL_MAGIC = 2049
+_SPLITS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    id: str
+    name: str
+    description: str
+    classes: list[str]
+    train_size: int
+    test_size: int
+    input_dim: int = 784
+    num_classes: int = 10
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion_mnist": DatasetInfo(
+        id="fashion_mnist",
+        name="Fashion-MNIST",
+        description="28×28 grayscale photos of clothing (Zalando, MIT licence); seed 000's data set.",
+        classes=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        train_size=60000,
+        test_size=10000,
+    ),
+    "mnist": DatasetInfo(
+        id="mnist",
+        name="MNIST",
+        description="28×28 grayscale handwritten digits (LeCun, Cortes, Burges; CC BY-SA 3.0); "
+        "seed 001's data set.",
+        classes=[str(digit) for digit in range(10)],
+        train_size=60000,
+        test_size=10000,
+    ),
+}
+
+
+class DatasetUnavailable(Exception):
+    """The data set could not be found or read; the message says where we looked and how to fix it."""
+
+
+@dataclass
+class PreparedData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def catalog() -> list[dict]:
+    return [
+        {
+            "id": info.id,
+            "name": info.name,
+            "description": info.description,
+            "classes": list(info.classes),
+            "train_size": info.train_size,
+            "test_size": info.test_size,
+            "input_dim": info.input_dim,
+            "num_classes": info.num_classes,
+        }
+        for info in DATASETS.values()
+    ]
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras keeps downloads: mirrors keras.src.backend.config without importing it."""
+    home = os.environ.get("KERAS_HOME")
+    return (Path(home) if home else Path.home() / ".keras") / "datasets"
+
+
+def load_dataset(
+    name: str, data_dir: Path | None, *, download: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test): float32 in [0, 1] of shape (n, 784), int32 labels.
+
+    The arrays are shared by every run in this process and therefore read-only.
+    ``download=False`` stops before Keras's downloader (offline workers, tests).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set '{name}' (known: {', '.join(DATASETS)})")
+    folder = str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None
+    return _load_cached(name, folder, str(keras_cache_dir()), download)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(name: str, data_dir: str | None, keras_cache: str, download: bool):
+    looked: list[str] = []
+    raw = _load_from_disk(name, data_dir, Path(keras_cache), looked)
+    if raw is None:
+        raw = _download(name, looked) if download else None
+    if raw is None:
+        raise DatasetUnavailable(_not_found_message(name, looked))
+    x_train, y_train, x_test, y_test = (_to_model_arrays(name, split, raw[split]) for split in _SPLITS)
+    info = DATASETS[name]
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise DatasetUnavailable(
+            f"{info.name}: images and labels disagree in length "
+            f"(train {len(x_train)}/{len(y_train)}, test {len(x_test)}/{len(y_test)}); "
+            f"the files found do not belong together (searched: {'; '.join(looked)})"
+        )
+    return x_train, y_train, x_test, y_test
+
+
+def _load_from_disk(name: str, data_dir: str | None, keras_cache: Path, looked: list[str]):
+    dashed = name.replace("_", "-")
+    idx_folders = []
+    if data_dir is not None:
+        idx_folders += [Path(data_dir) / name, Path(data_dir) / dashed, Path(data_dir)]
+    idx_folders += [keras_cache / name, keras_cache / dashed]
+    for folder in idx_folders:
+        looked.append(f"{folder}/{{{','.join(IDX_FILES.values())}}}")
+        if all((folder / file).is_file() for file in IDX_FILES.values()):
+            return {split: read_idx(folder / file) for split, file in IDX_FILES.items()}
+    for npz in (keras_cache / f"{name}.npz", keras_cache / f"{dashed}.npz"):
+        looked.append(str(npz))
+        if npz.is_file():
+            return _read_npz(npz)
+    return None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One gzip-compressed IDX file as uint8: (n, 28, 28) images or (n,) labels."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:
+        raise DatasetUnavailable(f"{path} is not a readable gzip file ({error}); "
+                                 "replace it with the original download") from error
+    if len(data) < 8:
+        raise DatasetUnavailable(f"{path} is too short to be an IDX file ({len(data)} bytes)")
+    magic, count = int.from_bytes(data[0:4], "big"), int.from_bytes(data[4:8], "big")
+    if magic == _IMAGE_MAGIC and len(data) >= 16:
+        rows, cols = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
+        shape, offset = (count, rows, cols), 16
+    elif magic == _LABEL_MAGIC:
+        shape, offset = (count,), 8
+    else:
+        raise DatasetUnavailable(
+            f"{path} has IDX magic number {magic}, expected {_IMAGE_MAGIC} (images) "
+            f"or {_LABEL_MAGIC} (labels): the file is corrupt or not an IDX file"
+        )
+    expected = int(np.prod(shape))
+    if len(data) - offset != expected:
+        raise DatasetUnavailable(
+            f"{path} header promises shape {shape} ({expected} bytes) but holds "
+            f"{len(data) - offset} bytes: the file is truncated or corrupt"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {split: np.asarray(archive[split]) for split in _SPLITS}
+    except (OSError, ValueError, KeyError) as error:
+        raise DatasetUnavailable(
+            f"{path} is not a usable Keras data set archive ({error}); it must hold "
+            f"arrays {', '.join(_SPLITS)}"
+        ) from error
+
+
+def _download(name: str, looked: list[str]):
+    looked.append(f"keras.datasets.{name}.load_data() (download)")
+    try:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    except Exception as error:  # no network, blocked proxy, bad checksum: all mean "not here"
+        looked[-1] += f" failed: {type(error).__name__}: {error}"
+        return None
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _to_model_arrays(name: str, split: str, array: np.ndarray) -> np.ndarray:
+    info = DATASETS[name]
+    if split.startswith("x"):
+        if array.ndim < 2 or int(np.prod(array.shape[1:])) != info.input_dim:
+            raise DatasetUnavailable(
+                f"{info.name} {split} has shape {array.shape}, expected (n, 28, 28)"
+            )
+        result = (array.reshape(len(array), info.input_dim).astype(np.float32) / np.float32(255.0))
+    else:
+        result = array.reshape(-1).astype(np.int32)
+        if result.size and (result.min() < 0 or result.max() >= info.num_classes):
+            raise DatasetUnavailable(f"{info.name} {split} holds labels outside 0..{info.num_classes - 1}")
+    result.setflags(write=False)
+    return result
+
+
+def _not_found_message(name: str, looked: list[str]) -> str:
+    where = "\n  ".join(looked)
+    return (
+        f"data set '{name}' is not available. Looked for the four IDX files "
+        f"({', '.join(IDX_FILES.values())}) and for {name}.npz in:\n  {where}\n"
+        f"Fix: set INITLAB_DATA_DIR to a folder that holds {name}/ with those four files "
+        f"(or holds them directly), or give the worker network access so Keras can download them."
+    )
+
+
+def stratified_subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
+    """A seeded sample of ``n`` rows that keeps each label's share of the full set.
+
+    Small subsets are where initializers differ most, and a plain random sample of a few
+    hundred images can leave a class nearly empty, which would be mistaken for an effect
+    of the initializer. Shares are rounded by largest remainder so exactly ``n`` rows return.
+    """
+    if n is None or n >= len(y):
+        return x, y
+    if n < 1:
+        raise ValueError(f"a subset needs at least one sample, got n={n}")
+    rng = np.random.default_rng(seed)
+    labels, counts = np.unique(y, return_counts=True)
+    exact = counts * (n / len(y))
+    quota = np.floor(exact).astype(int)
+    leftover = n - int(quota.sum())
+    # Largest remainder first; a stable sort breaks ties by label so the result is repeatable.
+    quota[np.argsort(-(exact - quota), kind="stable")[:leftover]] += 1
+    chosen = [
+        rng.choice(np.flatnonzero(y == label), size=take, replace=False)
+        for label, take in zip(labels, quota)
+        if take
+    ]
+    index = np.sort(np.concatenate(chosen))
+    return x[index], y[index]
+
+
+def prepare_data(
+    name: str,
+    train_samples: int | None,
+    validation_samples: int | None,
+    data_dir: Path | None,
+    subset_seed: int = 0,
+    *,
+    download: bool = True,
+) -> PreparedData:
+    """A run's training and validation arrays; validation comes from the test split, as in seed 001."""
+    x_train, y_train, x_test, y_test = load_dataset(name, data_dir, download=download)
+    train_seed, val_seed = (int(s) for s in np.random.SeedSequence(subset_seed).generate_state(2))
+    x_train, y_train = stratified_subset(x_train, y_train, train_samples, train_seed)
+    x_val, y_val = stratified_subset(x_test, y_test, validation_samples, val_seed)
+    return PreparedData(x_train, y_train, x_val, y_val)
