@@ -1,0 +1,70 @@
+// Client-side checks of a study before it is sent, against the very bounds the API enforces:
+// GET /api/limits serves the JSON-schema constraints of StudyCreate with the INITLAB_MAX_*
+// settings folded in, so the form and the server cannot disagree. The server stays the judge
+// (parameter rules of single initializers are only checked there); this saves a round trip
+// and says what is wrong while the user is still looking at the field.
+
+const isInt = (v) => typeof v === "number" && Number.isInteger(v);
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+
+/** Problems of one value against one field's constraints, in the server's words where it can. */
+function check(field, value, rule, out) {
+  if (value === null || value === undefined) {
+    if (!rule.nullable) out.push({ field, msg: "Field required" });
+    return;
+  }
+  if (rule.type === "integer" && !isInt(value)) { out.push({ field, msg: "Input should be a valid integer" }); return; }
+  if (rule.type === "number" && !isNum(value)) { out.push({ field, msg: "Input should be a valid number" }); return; }
+  if (rule.type === "string" && typeof value !== "string") { out.push({ field, msg: "Input should be a valid string" }); return; }
+  if (rule.type === "array") {
+    if (!Array.isArray(value)) { out.push({ field, msg: "Input should be a valid list" }); return; }
+    if (rule.minItems !== undefined && value.length < rule.minItems) {
+      out.push({ field, msg: `List should have at least ${rule.minItems} item${rule.minItems === 1 ? "" : "s"}` });
+    }
+    if (rule.maxItems !== undefined && value.length > rule.maxItems) out.push({ field, msg: `at most ${rule.maxItems} items` });
+    if (rule.items) value.forEach((item, i) => check(`${field}.${i}`, item, rule.items, out));
+    return;
+  }
+  if (rule.enum && !rule.enum.includes(value)) out.push({ field, msg: `Input should be one of ${rule.enum.join(", ")}` });
+  if (typeof value === "string") {
+    if (rule.minLength !== undefined && value.length < rule.minLength) out.push({ field, msg: `String should have at least ${rule.minLength} character(s)` });
+    if (rule.maxLength !== undefined && value.length > rule.maxLength) out.push({ field, msg: `String should have at most ${rule.maxLength} characters` });
+    return;
+  }
+  if (rule.minimum !== undefined && value < rule.minimum) out.push({ field, msg: `Input should be greater than or equal to ${rule.minimum}` });
+  if (rule.exclusiveMinimum !== undefined && value <= rule.exclusiveMinimum) out.push({ field, msg: `Input should be greater than ${rule.exclusiveMinimum}` });
+  if (rule.maximum !== undefined && value > rule.maximum) out.push({ field, msg: `Input should be less than or equal to ${rule.maximum}` });
+  if (rule.exclusiveMaximum !== undefined && value >= rule.exclusiveMaximum) out.push({ field, msg: `Input should be less than ${rule.exclusiveMaximum}` });
+}
+
+const get = (body, path) => path.split(".").reduce((node, key) => (node === undefined || node === null ? undefined : node[key]), body);
+
+/**
+ * Every problem of a study body: [{field, msg}], the shape of the API's 422 detail, so the same
+ * code puts them next to their fields. limits: GET /api/limits; datasets: GET /api/datasets.
+ */
+export function validateStudy(body, limits, datasets = []) {
+  const out = [];
+  for (const [field, rule] of Object.entries(limits.fields)) {
+    const value = get(body, field);
+    if (value === undefined) continue; // left to its default on the server
+    check(field, value, rule, out);
+  }
+  const settings = limits.settings;
+  const seeds = Array.isArray(body.seeds) ? body.seeds : [];
+  if (new Set(seeds).size !== seeds.length) out.push({ field: "seeds", msg: "seeds must be distinct" });
+  const inits = Array.isArray(body.initializers) ? body.initializers.length : 0;
+  if (inits * seeds.length > settings.max_runs_per_study) {
+    out.push({ field: "seeds", msg: `${inits * seeds.length} runs (initializers x seeds) exceed the limit of ${settings.max_runs_per_study}` });
+  }
+  const dataset = datasets.find((d) => d.id === body.dataset?.name);
+  const units = body.model?.hidden_units;
+  if (settings.max_parameters && dataset && Array.isArray(units) && units.every(isInt)) {
+    const widths = [dataset.input_dim, ...units, dataset.num_classes];
+    const parameters = widths.slice(1).reduce((sum, width, i) => sum + widths[i] * width + width, 0);
+    if (parameters > settings.max_parameters) {
+      out.push({ field: "model.hidden_units", msg: `the model has ${parameters.toLocaleString("en")} parameters, more than the limit of ${settings.max_parameters.toLocaleString("en")}` });
+    }
+  }
+  return out;
+}

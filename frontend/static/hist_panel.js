@@ -1,0 +1,119 @@
+// The "how the weights moved" panel: its controls (tensor, range, epoch slider, layer and run
+// pickers) and its four charts. Data are fetched lazily, per tensor kind and epoch for the
+// grid and overlay, per run and layer for the epoch views, and kept once a study has finished.
+import { el, fetchJSON } from "./common.js";
+import { draw } from "./charts.js";
+import { isolateOnLegendClick } from "./curves.js";
+import { HistogramCache, gridFigure, overlayFigure } from "./histograms.js";
+import { heatmapFigure, percentileFigure } from "./hist_epochs.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** Replace a select's options, keeping the chosen value when it still exists. */
+function setOptions(select, options, fallback) {
+  const before = select.value;
+  const signature = JSON.stringify(options);
+  if (select.dataset.signature !== signature) {
+    select.replaceChildren(...options.map(([value, text]) => el("option", { value, text })));
+    select.dataset.signature = signature;
+  }
+  const values = options.map(([value]) => value);
+  select.value = values.includes(before) ? before : (values.includes(fallback) ? fallback : values[0] ?? "");
+}
+
+export class HistPanel {
+  constructor(studyId, onIsolate) {
+    this.studyId = studyId;
+    this.cache = new HistogramCache(studyId);
+    this.chosenEpoch = null; // null: follow the latest epoch
+    this.context = null;
+    this.token = 0;
+    this.epochToken = 0;
+    this.onIsolate = onIsolate;
+    this.slider = $("hist-epoch");
+    let timer = null;
+    this.slider.addEventListener("input", () => {
+      const value = Number(this.slider.value);
+      this.chosenEpoch = value >= Number(this.slider.max) ? null : value;
+      $("hist-epoch-value").textContent = `${value}${this.chosenEpoch === null ? " (latest)" : ""}`;
+      clearTimeout(timer);
+      timer = setTimeout(() => this.safely(this.render()), 100);
+    });
+    for (const id of ["hist-tensor", "hist-range"]) {
+      $(id).addEventListener("change", () => this.safely(this.render().then(() => this.renderEpochs())));
+    }
+    $("overlay-layer").addEventListener("change", () => this.safely(this.render()));
+    for (const id of ["epochs-run", "epochs-layer"]) $(id).addEventListener("change", () => this.safely(this.renderEpochs()));
+  }
+
+  /** A failed fetch leaves the charts as they were and says so in the hint, instead of an uncaught error. */
+  safely(promise) {
+    return promise.catch((err) => {
+      console.warn("initlab: histograms", err);
+      $("hist-note").textContent = `Could not load histograms (${err.message}).`;
+    });
+  }
+
+  /** context: {groups, colours, isolated, finished, runs: [{id, seed, group, label}]}. */
+  async update(context, { data = true } = {}) {
+    this.context = context;
+    if (data && !context.finished) this.cache.clear();
+    await this.render(); // sets the layer pickers the epoch views read
+    await this.renderEpochs();
+  }
+
+  options() {
+    return { kind: $("hist-tensor").value, range: $("hist-range").value };
+  }
+
+  async render() {
+    if (!this.context) return;
+    const token = ++this.token;
+    const { groups, colours, isolated, finished } = this.context;
+    const { kind, range } = this.options();
+    const base = await this.cache.get({ kind, epoch: 0, range }, finished);
+    const epochs = base.epochs.filter((e) => e > 0);
+    const latest = epochs.at(-1) ?? 0;
+    const chosen = this.chosenEpoch === null ? latest : Math.min(latest, this.chosenEpoch);
+    const current = chosen > 0 ? await this.cache.get({ kind, epoch: chosen, range }, finished) : null;
+    if (token !== this.token) return; // a newer request has started
+    Object.assign(this.slider, { min: "0", max: String(latest), disabled: latest === 0 });
+    this.slider.value = String(chosen);
+    $("hist-epoch-value").textContent = latest === 0 ? "0 (only initialization so far)" : `${chosen}${chosen === latest ? " (latest)" : ""}`;
+    const approximate = base.approximate || current?.approximate;
+    $("hist-note").textContent = approximate
+      ? "Approximate: some rows were recorded before quantiles were stored and are re-binned from their own 64-bin histograms." : "";
+    const layers = base.layers.map((l) => [l.layer, l.layer]);
+    setOptions($("overlay-layer"), layers, layers[0]?.[0]);
+    setOptions($("epochs-layer"), layers, layers[0]?.[0]);
+    const grid = gridFigure(base, current, groups, colours, { tensor: kind, epoch: chosen });
+    const hist = $("chart-hist");
+    hist.style.minWidth = `${Math.max(1, groups.length) * 190 + 90}px`;
+    const overlay = overlayFigure(current ?? base, $("overlay-layer").value, groups, colours, { tensor: kind, epoch: chosen, isolated });
+    await Promise.all([draw(hist, grid), draw($("chart-overlay"), overlay)]);
+    isolateOnLegendClick($("chart-overlay"), this.onIsolate);
+  }
+
+  async renderEpochs() {
+    if (!this.context) return;
+    const token = ++this.epochToken;
+    const { runs, colours, finished } = this.context;
+    setOptions($("epochs-run"), runs.map((r) => [String(r.id), `${r.label} · seed ${r.seed}`]), String(runs[0]?.id ?? ""));
+    const run = runs.find((r) => String(r.id) === $("epochs-run").value);
+    const layer = $("epochs-layer").value;
+    if (!run || !layer) return;
+    const { kind, range } = this.options();
+    const key = JSON.stringify([run.id, layer, kind, range]);
+    if (finished && this.epochKey === key) return;
+    const query = `layer=${encodeURIComponent(layer)}&kind=${kind}`;
+    const [heat, bands] = await Promise.all([
+      fetchJSON(`/api/runs/${run.id}/histograms?${query}&range=${range}`).catch(() => null),
+      fetchJSON(`/api/runs/${run.id}/percentiles?${query}`).catch(() => null),
+    ]);
+    if (token !== this.epochToken) return;
+    const title = `${run.label} · seed ${run.seed} · ${layer}`;
+    await Promise.all([draw($("chart-heatmap"), heatmapFigure(heat, title)),
+                       draw($("chart-percentiles"), percentileFigure(bands, title, colours.get(run.group)))]);
+    this.epochKey = key;
+  }
+}

@@ -1,0 +1,176 @@
+// The home page: the study list (filter by name, pick studies to compare; refreshed while
+// something trains) and the form that creates a study (presets, checks before sending).
+import { ACTIVE_STATUSES, badge, el, fetchJSON, formatCounts, formatTime, refreshMs } from "./common.js";
+import { validateStudy } from "./form_rules.js";
+import { clearErrors, fillForm, readForm, showErrors } from "./study_form.js";
+
+const $ = (id) => document.getElementById(id);
+const form = $("study-form");
+const formError = $("form-error");
+const submitButton = $("submit-study");
+const selected = new Set();
+const choices = { initializers: [], datasets: [], limits: null };
+let listTimer = null;
+let listToken = 0;
+
+// ---- study list -------------------------------------------------------------------------------
+
+function updateCompareButton() {
+  const button = $("compare-selected");
+  button.disabled = selected.size < 2;
+  button.textContent = selected.size ? `Compare selected studies (${selected.size})` : "Compare selected studies";
+}
+
+async function loadStudies() {
+  clearTimeout(listTimer);
+  const token = ++listToken;
+  const status = $("studies-status");
+  const table = $("studies-table");
+  const filter = $("study-filter").value.trim();
+  let studies;
+  try {
+    studies = await fetchJSON(`/api/studies${filter ? `?name=${encodeURIComponent(filter)}` : ""}`);
+  } catch (err) {
+    status.textContent = `Could not load the studies: ${err.message}. Retrying…`;
+    status.hidden = false;
+    listTimer = setTimeout(loadStudies, Math.max(refreshMs(), 5000));
+    return;
+  }
+  if (token !== listToken) return; // the filter changed meanwhile
+  const focused = document.activeElement?.dataset?.studyId;
+  table.tBodies[0].replaceChildren(...studies.map((study) => el("tr", { "data-study-id": String(study.id) },
+    el("td", {}, el("input", {
+      type: "checkbox", "data-study-id": String(study.id), checked: selected.has(study.id),
+      "aria-label": `Select ${study.name} for comparison`,
+      onchange: (event) => { if (event.target.checked) selected.add(study.id); else selected.delete(study.id); updateCompareButton(); },
+    })),
+    el("td", {}, el("a", { href: `/studies/${study.id}`, text: study.name })),
+    el("td", {}, badge(study.status)),
+    el("td", { text: formatCounts(study.run_counts) }),
+    el("td", {}, el("time", { datetime: study.created_at, text: formatTime(study.created_at) })),
+  )));
+  if (focused) table.querySelector(`input[data-study-id="${focused}"]`)?.focus();
+  table.hidden = studies.length === 0;
+  status.textContent = studies.length ? "" : (filter ? `No study's name contains “${filter}”.` : "No studies yet: create one below.");
+  status.hidden = studies.length > 0;
+  if (studies.some((study) => ACTIVE_STATUSES.has(study.status))) listTimer = setTimeout(loadStudies, refreshMs());
+}
+
+$("study-filter").addEventListener("input", () => {
+  clearTimeout(listTimer);
+  listTimer = setTimeout(loadStudies, 200);
+});
+$("compare-selected").addEventListener("click", () => {
+  window.location.assign(`/compare?ids=${[...selected].sort((a, b) => a - b).join(",")}`);
+});
+
+// ---- form choices -----------------------------------------------------------------------------
+
+async function loadDatasets() {
+  const select = $("f-dataset");
+  const description = $("dataset-description");
+  choices.datasets = await fetchJSON("/api/datasets");
+  select.replaceChildren(...choices.datasets.map((d) => el("option", { value: d.id, text: d.name })));
+  const describe = () => {
+    const d = choices.datasets.find((item) => item.id === select.value);
+    description.textContent = d ? `${d.description ?? ""} ${d.train_size} training / ${d.test_size} test images.` : "";
+  };
+  select.addEventListener("change", describe);
+  describe();
+}
+
+function initializerItem(init) {
+  const id = `init-${init.id}`;
+  const params = Object.entries(init.params || {}).map(([name, value]) => {
+    const inputId = `param-${init.id}-${name}`;
+    return el("span", { class: "param" },
+      el("label", { for: inputId, text: name }),
+      el("input", { id: inputId, type: "number", step: "any", value: String(value), "data-param": name,
+                    "aria-label": `${name} of ${init.name}` }));
+  });
+  return el("div", { class: "initializer", "data-initializer": init.id },
+    el("input", { type: "checkbox", id, name: "initializers", value: init.id, "aria-describedby": `${id}-formula` }),
+    el("div", { class: "initializer-text" },
+      el("label", { for: id, text: init.name }),
+      el("code", { id: `${id}-formula`, class: "formula", text: init.formula, title: init.reference || "" }),
+      params.length ? el("span", { class: "params" }, ...params) : null));
+}
+
+async function loadInitializers() {
+  choices.initializers = await fetchJSON("/api/initializers");
+  $("initializer-list").replaceChildren(...choices.initializers.map(initializerItem));
+  $("f-bias").replaceChildren(...choices.initializers.filter((i) => !i.kernel_only)
+    .map((i) => el("option", { value: i.id, text: i.name, selected: i.id === "zeros" })));
+  $("f-output-init").append(...choices.initializers.map((i) => el("option", { value: i.id, text: i.name })));
+  $("initializer-list").addEventListener("change", updateRunCount);
+  $("f-seeds").addEventListener("input", updateRunCount);
+  updateRunCount();
+}
+
+async function loadPresets() {
+  const presets = await fetchJSON("/api/presets");
+  $("preset-buttons").replaceChildren(...presets.map((preset) => el("button", {
+    type: "button", class: "secondary small", "data-preset": preset.id, title: preset.description, text: preset.name,
+    onclick: () => {
+      fillForm(form, preset.study);
+      clearErrors(form, formError);
+      updateRunCount();
+      $("f-name").focus();
+    },
+  })));
+}
+
+function updateRunCount() {
+  const body = readForm(form, choices.initializers);
+  const seeds = body.seeds.filter((s) => typeof s === "number").length;
+  const runs = body.initializers.length * seeds;
+  $("run-count").textContent = `${body.initializers.length} initializer(s) × ${seeds} seed(s) = ${runs} run(s)`;
+}
+
+// ---- submit -----------------------------------------------------------------------------------
+
+async function submit(event) {
+  event.preventDefault();
+  clearErrors(form, formError);
+  const body = readForm(form, choices.initializers);
+  if (choices.limits) {
+    const problems = validateStudy(body, choices.limits, choices.datasets);
+    if (problems.length) {
+      const n = problems.length;
+      showErrors(form, formError, problems, body, `Please fix ${n} problem${n === 1 ? "" : "s"} before creating the study; see the marked fields.`);
+      return;
+    }
+  }
+  submitButton.disabled = true;
+  submitButton.textContent = "Creating…";
+  try {
+    const study = await fetchJSON("/api/studies", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+    window.location.assign(`/studies/${study.id}`);
+    return;
+  } catch (err) {
+    if (err.status === 422 && err.body && Array.isArray(err.body.detail)) {
+      showErrors(form, formError, err.body.detail, body);
+    } else {
+      formError.textContent = `The study was not created: ${err.message}`;
+      formError.hidden = false;
+      formError.focus();
+    }
+  }
+  submitButton.disabled = false;
+  submitButton.textContent = "Create study";
+}
+
+form.addEventListener("submit", submit);
+updateCompareButton();
+loadStudies();
+Promise.all([loadDatasets(), loadInitializers(), loadPresets(),
+             fetchJSON("/api/limits").then((limits) => { choices.limits = limits; })]).then(() => {
+  form.dataset.ready = "true";
+}).catch((err) => {
+  formError.textContent = `Could not load the form's choices: ${err.message}. Reload the page to try again.`;
+  formError.hidden = false;
+});

@@ -1,0 +1,150 @@
+// The new-study form: reading it into the POST /api/studies body, filling it from a preset,
+// and placing errors (the server's 422, or the same checks run before sending) by their fields.
+
+/** "128, 64" -> [128, 64]; a token that is not an integer is sent as typed so the server names it. */
+export function parseList(text) {
+  return String(text).split(/[\s,;]+/).filter(Boolean).map((t) => (/^[+-]?\d+$/.test(t) ? Number(t) : t));
+}
+
+/** A number input: blank -> null, a number -> Number, anything else as typed (the server rejects it). */
+function numberOrNull(input) {
+  const raw = input.value.trim();
+  if (raw === "") return input.validity && input.validity.badInput ? "not a number" : null;
+  const value = Number(raw);
+  return Number.isFinite(value) ? value : raw;
+}
+
+export function readForm(form, catalog) {
+  const $ = (id) => form.querySelector(`#${id}`);
+  const chosen = [...form.querySelectorAll(".initializer")].filter((item) => item.querySelector("input[type=checkbox]").checked);
+  const initializers = chosen.map((item) => {
+    const id = item.dataset.initializer;
+    const defaults = catalog.find((c) => c.id === id)?.params ?? {};
+    const params = {};
+    let changed = false;
+    for (const input of item.querySelectorAll("input[data-param]")) {
+      const value = numberOrNull(input);
+      params[input.dataset.param] = value;
+      if (value !== defaults[input.dataset.param]) changed = true;
+    }
+    return changed ? { id, params } : id;
+  });
+  return {
+    name: $("f-name").value.trim() || "untitled study",
+    dataset: {
+      name: $("f-dataset").value,
+      train_samples: numberOrNull($("f-train-samples")),
+      validation_samples: numberOrNull($("f-val-samples")),
+    },
+    model: {
+      hidden_units: parseList($("f-hidden").value),
+      activation: $("f-activation").value,
+      dropout: numberOrNull($("f-dropout")),
+      output_initializer: $("f-output-init").value || null,
+    },
+    training: {
+      optimizer: $("f-optimizer").value,
+      learning_rate: numberOrNull($("f-lr")),
+      batch_size: numberOrNull($("f-batch")),
+      epochs: numberOrNull($("f-epochs")),
+    },
+    initializers,
+    bias_initializer: $("f-bias").value || "zeros",
+    seeds: parseList($("f-seeds").value),
+  };
+}
+
+export function clearErrors(form, summary) {
+  for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  summary.replaceChildren();
+  summary.hidden = true;
+}
+
+/** The error slot for a dotted field path: the longest data-field that is a prefix of it. */
+function slotFor(form, field) {
+  let best = null;
+  for (const slot of form.querySelectorAll(".field-error[data-field]")) {
+    const key = slot.dataset.field;
+    if ((field === key || field.startsWith(`${key}.`)) && (!best || key.length > best.dataset.field.length)) best = slot;
+  }
+  return best;
+}
+
+/** What the rest of a field path points at, in words: "for he_normal", "item 2", "stddev". */
+function describeRest(field, rest, body) {
+  const init = /^initializers\.(\d+)/.exec(field);
+  if (init) {
+    const ref = body?.initializers?.[Number(init[1])];
+    return ref ? `for ${typeof ref === "string" ? ref : ref.id}` : rest;
+  }
+  return /^\d+$/.test(rest) ? `item ${Number(rest) + 1}` : rest;
+}
+
+/** Fill the form from a study body (a preset); initializers given with parameters get them filled in. */
+export function fillForm(form, study) {
+  const $ = (id) => form.querySelector(`#${id}`);
+  const set = (id, value) => { $(id).value = value === null || value === undefined ? "" : String(value); };
+  const refId = (ref) => (typeof ref === "string" ? ref : ref?.id ?? "");
+  set("f-name", study.name);
+  set("f-dataset", study.dataset?.name);
+  $("f-dataset").dispatchEvent(new Event("change"));
+  set("f-train-samples", study.dataset?.train_samples);
+  set("f-val-samples", study.dataset?.validation_samples);
+  set("f-hidden", (study.model?.hidden_units ?? []).join(","));
+  set("f-activation", study.model?.activation ?? "relu");
+  set("f-dropout", study.model?.dropout ?? 0);
+  set("f-output-init", refId(study.model?.output_initializer));
+  set("f-optimizer", study.training?.optimizer ?? "adam");
+  set("f-lr", study.training?.learning_rate ?? 0.001);
+  set("f-batch", study.training?.batch_size ?? 128);
+  set("f-epochs", study.training?.epochs ?? 10);
+  const chosen = new Map((study.initializers ?? []).map((ref) => [refId(ref), typeof ref === "string" ? {} : ref.params ?? {}]));
+  for (const item of form.querySelectorAll(".initializer")) {
+    const params = chosen.get(item.dataset.initializer);
+    item.querySelector("input[type=checkbox]").checked = params !== undefined;
+    for (const input of item.querySelectorAll("input[data-param]")) {
+      if (params && input.dataset.param in params) input.value = String(params[input.dataset.param]);
+      else input.value = input.defaultValue;
+    }
+  }
+  set("f-bias", refId(study.bias_initializer) || "zeros");
+  set("f-seeds", (study.seeds ?? [0]).join(", "));
+}
+
+/**
+ * Put each message next to its field; anything without a field goes to the summary at the top.
+ * lead: the summary's first sentence (who found the problems: the server, or the form itself).
+ */
+export function showErrors(form, summary, detail, body, lead = null) {
+  const loose = [];
+  let first = null;
+  for (const item of detail) {
+    const field = String(item.field ?? "body");
+    const message = String(item.msg ?? "invalid").replace(/^Value error, /, "");
+    const slot = slotFor(form, field);
+    if (!slot) { loose.push(`${field}: ${message}`); continue; }
+    const rest = field.slice(slot.dataset.field.length + 1);
+    const text = rest ? `${message} (${describeRest(field, rest, body)})` : message;
+    slot.textContent = slot.textContent ? `${slot.textContent} ${text}` : text;
+    const control = form.querySelector(`[aria-describedby~="${slot.id}"]`);
+    if (control) {
+      control.setAttribute("aria-invalid", "true");
+      const focusable = control.matches("fieldset") ? control.querySelector("input") : control;
+      first = first || focusable;
+    }
+  }
+  const count = detail.length;
+  summary.append(lead ?? `The server rejected the study (${count} problem${count === 1 ? "" : "s"}); see the marked fields.`);
+  if (loose.length) {
+    const list = document.createElement("ul");
+    for (const text of loose) {
+      const li = document.createElement("li");
+      li.textContent = text;
+      list.append(li);
+    }
+    summary.append(list);
+  }
+  summary.hidden = false;
+  (first && !loose.length ? first : summary).focus?.();
+}
