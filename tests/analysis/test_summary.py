@@ -1,0 +1,76 @@
+"""Seed aggregation, the per-initializer verdict and the progress arithmetic: pure functions."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app.analysis.progress import eta_seconds, fraction_done
+from app.analysis.summary import (
+    aggregate, group_verdict, initializer_key, mark_leader, mean_std, pick_epochs, run_verdict,
+)
+
+
+def _rows(val_accuracy, val_loss=None, seconds=2.0):
+    return [{"epoch": i + 1, "loss": 1.0 / (i + 1), "accuracy": acc, "val_loss": (val_loss or [0.5] * len(val_accuracy))[i],
+             "val_accuracy": acc, "seconds": seconds} for i, acc in enumerate(val_accuracy)]
+
+
+def test_mean_std_leave_out_non_finite_values():
+    assert mean_std([1.0, 3.0, math.nan, math.inf, None]) == {"mean": 2.0, "std": 1.0, "n": 2}
+    assert mean_std([]) == {"mean": None, "std": None, "n": 0}
+
+
+def test_aggregate_per_epoch_over_the_runs_that_reached_it():
+    series = [{1: 0.5, 2: 0.7, 3: 0.9}, {1: 0.3, 2: math.nan}]
+    out = aggregate(series, [1, 2, 3])
+    assert out["mean"] == [pytest.approx(0.4), 0.7, 0.9]
+    assert out["min"] == [0.3, 0.7, 0.9] and out["max"] == [0.5, 0.7, 0.9]
+    assert out["n"] == [2, 1, 1]
+    assert out["std"][0] == pytest.approx(0.1)
+    assert aggregate([{}], [1])["mean"] == [None]
+
+
+def test_pick_epochs_keeps_first_and_last_and_at_most_max_points():
+    assert pick_epochs([3, 1, 2], 10) == [1, 2, 3]
+    picked = pick_epochs(list(range(1, 501)), 200)
+    assert len(picked) == 200 and picked[0] == 1 and picked[-1] == 500 and picked == sorted(set(picked))
+
+
+def test_run_verdict_final_best_and_divergence():
+    verdict = run_verdict(_rows([0.5, 0.9, 0.9, 0.8]))
+    assert verdict["final_val_accuracy"] == 0.8 and verdict["best_val_accuracy"] == 0.9
+    assert verdict["best_epoch"] == 2, "the earliest epoch reaching the best wins"
+    assert verdict["seconds_per_epoch"] == 2.0 and not verdict["diverged"]
+    diverged = run_verdict(_rows([0.5, 0.1], val_loss=[0.4, math.inf]))
+    assert diverged["diverged"] and math.isinf(diverged["final_val_loss"])
+    assert run_verdict([])["epochs"] == 0
+
+
+def test_group_verdict_and_leader():
+    he = group_verdict([run_verdict(_rows([0.9, 0.95])), run_verdict(_rows([0.9, 0.97]))], ["succeeded", "succeeded"])
+    assert he["final_val_accuracy"]["mean"] == pytest.approx(0.96) and he["final_val_accuracy"]["std"] == pytest.approx(0.01)
+    assert he["runs"] == 2 and he["succeeded"] == 2 and he["diverged"] == 0
+    zeros = group_verdict([run_verdict(_rows([0.11], val_loss=[math.nan])), run_verdict([])], ["failed", "queued"])
+    assert zeros["diverged"] == 1 and zeros["active"] == 1 and zeros["final_val_loss"]["n"] == 0
+    assert mark_leader([zeros, he]) == 1
+    empty = group_verdict([run_verdict([])], ["queued"])
+    assert mark_leader([empty]) is None
+
+
+def test_initializer_key_separates_parameters():
+    assert initializer_key("he_normal", {}) == "he_normal"
+    assert initializer_key("random_normal", {"stddev": 0.01, "mean": 0.0}) == "random_normal(mean=0,stddev=0.01)"
+
+
+def test_progress_fraction_and_eta():
+    assert fraction_done("running", 2, 10, 50, 100) == pytest.approx(0.25)
+    # batch == batches right after an epoch ends belongs to the epoch already counted
+    assert fraction_done("running", 2, 10, 100, 100) == pytest.approx(0.2)
+    assert fraction_done("succeeded", 3, 10, 0, 0) == 1.0
+    assert fraction_done("queued", 0, 0, 0, 0) == 0.0
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert eta_seconds(now - timedelta(seconds=30), now, 0.25) == pytest.approx(90.0)
+    assert eta_seconds(None, now, 0.5) is None and eta_seconds(now, now, 0.0) is None

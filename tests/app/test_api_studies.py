@@ -1,0 +1,102 @@
+"""The REST contract on the embedded default (SQLite + filesystem broker), in-process."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+STUDY = {
+    "name": "api test",
+    "dataset": {"name": "mnist", "train_samples": 300, "validation_samples": 200},
+    "training": {"epochs": 2},
+    "initializers": ["zeros", {"id": "random_normal", "params": {"stddev": 0.01}}],
+    "seeds": [0, 1],
+}
+
+
+def test_create_study_queues_one_run_per_initializer_and_seed(sqlite_app):
+    response = sqlite_app.post("/api/studies", json=STUDY)
+    assert response.status_code == 201, response.text
+    study = response.json()
+    assert study["status"] == "queued"
+    pairs = [(run["initializer"], run["seed"], run["status"], run["epochs"]) for run in study["runs"]]
+    assert pairs == [("zeros", 0, "queued", 2), ("zeros", 1, "queued", 2),
+                     ("random_normal", 0, "queued", 2), ("random_normal", 1, "queued", 2)]
+    assert study["runs"][2]["initializer_params"] == {"stddev": 0.01}
+    assert study["spec"]["model"]["hidden_units"] == [128, 64]  # defaults filled in
+    assert sqlite_app.get(f"/api/studies/{study['id']}").json()["runs"] == study["runs"]
+    listed = sqlite_app.get("/api/studies").json()
+    assert listed[0]["id"] == study["id"] and listed[0]["run_counts"] == {"queued": 4}
+
+
+@pytest.mark.parametrize(("patch", "field", "rule"), [
+    ({"initializers": ["he_magic"]}, "initializers.0.id", "unknown initializer"),
+    ({"training": {"epochs": 0}}, "training.epochs", "greater than or equal to 1"),
+    ({"seeds": []}, "seeds", "at least 1 item"),
+    ({"dataset": {"name": "cifar10"}}, "dataset.name", "unknown data set"),
+    ({"initializers": []}, "initializers", "at least 1 item"),
+    ({"initializers": [{"id": "zeros", "params": {"stddev": 1}}]}, "initializers.0", "no parameter(s) stddev"),
+    ({"initializers": [{"id": "random_uniform", "params": {"minval": 1, "maxval": 0}}]}, "initializers.0", "minval"),
+    ({"bias_initializer": "orthogonal"}, "bias_initializer", "cannot initialize a bias"),
+    ({"model": {"hidden_units": [64], "dropout": 1.5}}, "model.dropout", "less than 1"),
+    ({"model": {"activation": "swish"}}, "model.activation", "Input should be"),
+    ({"seeds": [1, 1]}, "seeds", "distinct"),
+    ({"surprise": True}, "surprise", "Extra inputs are not permitted"),
+])
+def test_bad_input_is_a_422_naming_field_and_rule(sqlite_app, patch, field, rule):
+    response = sqlite_app.post("/api/studies", json={**STUDY, **patch})
+    assert response.status_code == 422
+    details = response.json()["detail"]
+    assert any(item["field"] == field and rule in item["msg"] for item in details), details
+    assert sqlite_app.get("/api/studies").json() == []  # nothing half-stored
+
+
+def test_limits_come_from_settings(sqlite_app, monkeypatch):
+    from app.settings import get_settings
+
+    monkeypatch.setenv("INITLAB_MAX_EPOCHS", "3")
+    get_settings.cache_clear()
+    response = sqlite_app.post("/api/studies", json={**STUDY, "training": {"epochs": 4}})
+    assert response.status_code == 422
+    assert "at most 3 epochs (INITLAB_MAX_EPOCHS)" in response.json()["detail"][0]["msg"]
+
+
+def test_malformed_json_is_a_422(sqlite_app):
+    response = sqlite_app.post("/api/studies", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "body"
+
+
+def test_catalog_reads_the_registries(sqlite_app):
+    from worker.training.initializers import REGISTRY
+
+    initializers = sqlite_app.get("/api/initializers").json()
+    assert [item["id"] for item in initializers] == list(REGISTRY)
+    assert all(set(item) >= {"id", "name", "formula", "params", "reference"} for item in initializers)
+    assert {item["id"] for item in sqlite_app.get("/api/datasets").json()} == {"fashion_mnist", "mnist"}
+    assert sqlite_app.get("/healthz").json() == {"status": "ok"}
+    assert sqlite_app.get("/readyz").status_code == 200
+    assert sqlite_app.get("/openapi.json").json()["paths"]["/api/studies"]["post"]
+
+
+def test_nan_and_inf_survive_storage_and_json(sqlite_app):
+    from app.storage import records, studies
+
+    study = sqlite_app.post("/api/studies", json=STUDY).json()
+    run_id = study["runs"][0]["id"]
+    studies.claim_run(run_id)
+    records.record_epoch(run_id, 1, {"loss": float("nan"), "accuracy": 0.1, "val_loss": float("inf"),
+                                     "val_accuracy": 0.1, "seconds": 0.5})
+    records.record_epoch(run_id, 1, {"loss": float("nan"), "accuracy": 0.1, "val_loss": float("inf"),
+                                     "val_accuracy": 0.1, "seconds": 0.5})  # redelivered: replaces, never duplicates
+    epochs = sqlite_app.get(f"/api/studies/{study['id']}/metrics").json()["runs"][0]["epochs"]
+    assert epochs == [{"epoch": 1, "loss": "NaN", "accuracy": 0.1, "val_loss": "Infinity", "val_accuracy": 0.1,
+                       "seconds": 0.5}]
+    assert math.isnan(records.study_metrics(study["id"]).runs[0].epochs[0].loss)
+
+
+def test_unknown_ids_are_404(sqlite_app):
+    assert sqlite_app.get("/api/studies/999").status_code == 404
+    assert sqlite_app.get("/api/runs/999").status_code == 404
+    assert sqlite_app.get("/api/runs/999/layers?epoch=0").status_code == 404

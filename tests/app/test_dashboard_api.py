@@ -1,0 +1,253 @@
+"""The study page's read endpoints on a real (migrated) SQLite database, in-process.
+
+A study is written straight through the storage layer, as a worker would write it, with
+the worker's own tensor summaries; the answers are checked against what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from worker.training.stats import gradient_summary, tensor_summary
+
+LAYERS = (("dense_0", (784, 16)), ("output", (16, 10)))
+
+
+def _layer_rows(rng: np.random.Generator, scale: float, epoch: int, quantiles: bool = True,
+                diverged: bool = False) -> list[dict]:
+    rows = []
+    for index, (name, shape) in enumerate(LAYERS):
+        kernel = rng.normal(0.01 * epoch, scale * (1 + 0.5 * epoch), size=shape)
+        if diverged:
+            kernel[0, :2] = [np.nan, np.inf]
+        gradient = np.zeros(shape) if scale == 0 else rng.normal(0, 1e-3 / (1 + epoch), size=shape)
+        for kind, summary in (("kernel", tensor_summary(kernel)), ("bias", tensor_summary(np.zeros(shape[1]))),
+                              ("gradient", gradient_summary(gradient))):
+            if not quantiles:
+                summary.pop("quantiles")  # a row written before quantiles were stored
+            rows.append({"layer": name, "index": index, "kind": kind, **summary})
+    return rows
+
+
+def write_study(name: str = "dashboard", epochs: int = 3, old_rows_epoch: int | None = 1) -> int:
+    """he_normal and random_normal(stddev=0.01) x seeds 0, 1; random_normal seed 1 diverges at the last epoch."""
+    from app.schemas import StudyCreate
+    from app.storage import records, studies
+
+    study = studies.create_study(StudyCreate(
+        name=name, dataset={"name": "mnist", "train_samples": 100, "validation_samples": 50},
+        model={"hidden_units": [16]}, training={"epochs": epochs},
+        initializers=["he_normal", {"id": "random_normal", "params": {"stddev": 0.01}}], seeds=[0, 1]))
+    for number, run in enumerate(study.runs):
+        rng = np.random.default_rng(number)
+        studies.claim_run(run.id, worker_host="test")
+        he = run.initializer == "he_normal"
+        diverges = not he and run.seed == 1
+        for epoch in range(epochs + 1):
+            records.record_layers(run.id, epoch, _layer_rows(rng, 0.05 if he else 0.0, epoch, quantiles=epoch != old_rows_epoch,
+                                                             diverged=diverges and epoch == epochs))
+            if epoch == 0:
+                continue
+            accuracy = (0.8 if he else 0.5) + 0.03 * epoch + 0.01 * run.seed
+            metrics = {"loss": 1.0 / epoch, "accuracy": accuracy, "val_loss": 1.1 / epoch, "val_accuracy": accuracy - 0.02,
+                       "seconds": 2.0 if he else 3.0}
+            if diverges and epoch == epochs:
+                metrics.update(loss=math.nan, val_loss=math.inf, val_accuracy=0.1)
+            records.record_epoch(run.id, epoch, metrics)
+        studies.finish_run(run.id, "failed" if diverges else "succeeded")
+    return study.id
+
+
+@pytest.fixture
+def app_with_study(sqlite_app):
+    return sqlite_app, write_study()
+
+
+def test_summary_groups_verdict_and_curves(app_with_study):
+    client, study_id = app_with_study
+    view = client.get(f"/api/studies/{study_id}/summary").json()
+    assert [g["key"] for g in view["groups"]] == ["he_normal", "random_normal(stddev=0.01)"]
+    he, small = view["groups"]
+    assert he["label"] == "He normal" and small["label"] == "Random normal (stddev=0.01)" and "fan_in" in he["formula"]
+    assert he["seeds"] == [0, 1] and len(he["run_ids"]) == 2
+    assert he["table"]["final_val_accuracy"]["mean"] == pytest.approx(0.8 + 0.09 + 0.005 - 0.02)
+    assert he["table"]["final_val_accuracy"]["std"] == pytest.approx(0.005)
+    assert he["table"]["best_epoch"]["mean"] == 3 and he["table"]["seconds_per_epoch"]["mean"] == 2.0
+    assert he["table"]["leader"] and not small["table"]["leader"]
+    assert small["table"]["diverged"] == 1 and small["table"]["final_val_loss"]["n"] == 1
+    assert small["table"]["best_val_accuracy"]["mean"] == pytest.approx(np.mean([0.5 + 0.09 - 0.02, 0.5 + 0.06 + 0.01 - 0.02]))
+    curves = he["curves"]
+    assert curves["epochs"] == [1, 2, 3] and curves["val_accuracy"]["n"] == [2, 2, 2]
+    assert curves["loss"]["mean"] == pytest.approx([1.0, 0.5, 1 / 3])
+    # The diverged run's NaN / Infinity stay in its own series, as strings, and out of the band.
+    assert small["curves"]["val_loss"]["n"][-1] == 1
+    diverged = next(r for r in view["runs"] if r["group"] == small["key"] and r["seed"] == 1)
+    assert diverged["diverged"] and diverged["loss"][-1] == "NaN" and diverged["val_loss"][-1] == "Infinity"
+    assert view["planned_epochs"] == 3 and view["status"] == "failed" and not view["downsampled"]
+
+    thin = client.get(f"/api/studies/{study_id}/summary?max_points=2&runs=false").json()
+    assert thin["runs"] is None and thin["downsampled"] and thin["groups"][0]["curves"]["epochs"] == [1, 3]
+    assert client.get("/api/studies/999/summary").status_code == 404
+    assert client.get(f"/api/studies/{study_id}/summary?max_points=1").status_code == 422
+
+
+def test_gradient_norms_per_layer_keep_exact_zeros(app_with_study):
+    client, study_id = app_with_study
+    view = client.get(f"/api/studies/{study_id}/gradients").json()
+    assert [layer["layer"] for layer in view["layers"]] == ["dense_0", "output"] and view["epochs"] == [0, 1, 2, 3]
+    he, small = view["groups"]
+    assert all(v > 0 for v in he["layers"]["dense_0"]["mean"])
+    assert small["layers"]["dense_0"]["mean"] == [0.0, 0.0, 0.0, 0.0], "a vanished gradient is an exact 0, not a gap"
+
+
+def test_histograms_share_edges_across_runs_and_epochs(app_with_study):
+    client, study_id = app_with_study
+    at = {epoch: client.get(f"/api/studies/{study_id}/histograms?epoch={epoch}").json() for epoch in (0, 2, 3)}
+    assert at[0]["epochs"] == [0, 1, 2, 3]
+    for epoch, view in at.items():
+        assert [layer["layer"] for layer in view["layers"]] == ["dense_0", "output"]
+        for layer in view["layers"]:
+            assert layer["edges"] == at[0]["layers"][layer["index"]]["edges"], "one set of edges per layer"
+            assert len(layer["edges"]) == 65 and len(layer["runs"]) == 4
+            for run in layer["runs"]:
+                assert sum(run["counts"]) + run["below"] + run["above"] == pytest.approx(run["total"], abs=0.5)
+                assert run["total"] + run["nonfinite"] == np.prod(dict(LAYERS)[layer["layer"]])
+        assert not view["approximate"]
+    # The edges span every run and epoch of the layer: the widest tensor is He's at the last epoch.
+    edges = at[0]["layers"][0]["edges"]
+    widest = next(r for r in at[3]["layers"][0]["runs"] if r["counts"][0] > 0 or r["counts"][-1] > 0)
+    assert widest["run_id"] in (1, 2) and edges[0] < 0 < edges[-1]
+    # random_normal's kernels are all zeros here: a point mass in the bin holding 0.
+    zeros = next(r for r in at[2]["layers"][0]["runs"] if r["run_id"] == 3)
+    assert max(zeros["counts"]) == pytest.approx(784 * 16)
+    # The diverged run's NaN and Inf are counted apart; its finite values are still drawn.
+    diverged = next(r for r in at[3]["layers"][0]["runs"] if r["run_id"] == 4)
+    assert diverged["nonfinite"] == 2 and diverged["total"] == 784 * 16 - 2
+    assert sum(diverged["counts"]) == pytest.approx(784 * 16 - 2, abs=0.5)
+
+    old = client.get(f"/api/studies/{study_id}/histograms?epoch=1").json()
+    assert old["approximate"] and all(run["approximate"] for run in old["layers"][0]["runs"])
+    robust = client.get(f"/api/studies/{study_id}/histograms?epoch=3&range=robust&bins=32").json()
+    narrow = robust["layers"][0]["edges"]
+    assert len(narrow) == 33 and edges[0] <= narrow[0] and narrow[-1] <= edges[-1]
+    gradients = client.get(f"/api/studies/{study_id}/histograms?epoch=3&kind=gradient").json()
+    assert gradients["kind"] == "gradient" and len(gradients["layers"]) == 2
+    assert client.get(f"/api/studies/{study_id}/histograms?epoch=3&kind=activations").status_code == 422
+    assert client.get("/api/studies/999/histograms?epoch=0").status_code == 404
+
+
+def test_one_run_over_epochs_heatmap_and_percentiles(app_with_study):
+    client, study_id = app_with_study
+    shared = client.get(f"/api/studies/{study_id}/histograms?epoch=0").json()["layers"][0]["edges"]
+    heat = client.get("/api/runs/1/histograms?layer=dense_0").json()
+    assert heat["epochs"] == [0, 1, 2, 3] and heat["edges"] == shared
+    assert len(heat["counts"]) == 4 and all(len(row) == 64 for row in heat["counts"]) and heat["approximate"]
+    bands = client.get("/api/runs/1/percentiles?layer=dense_0&kind=kernel").json()
+    assert bands["fractions"] == [0.0, 0.0668, 0.1587, 0.3085, 0.5, 0.6915, 0.8413, 0.9332, 1.0]
+    assert bands["epochs"] == [0, 1, 2, 3]
+    for row in bands["values"]:
+        assert row == sorted(row) and row[0] < 0 < row[-1]
+    spread = [row[7] - row[1] for row in bands["values"]]
+    assert spread[-1] > spread[0], "He's kernel widens with training in this fixture"
+    assert client.get("/api/runs/999/percentiles?layer=dense_0").status_code == 404
+    assert client.get("/api/runs/1/histograms?layer=nope").status_code == 404
+
+
+def test_compare_two_studies(app_with_study):
+    client, first = app_with_study
+    second = write_study("second", epochs=2, old_rows_epoch=None)
+    view = client.get(f"/api/compare?ids={first},{second}").json()
+    assert [s["study_id"] for s in view["studies"]] == [first, second]
+    assert all(s["runs"] is None for s in view["studies"]) and view["studies"][1]["planned_epochs"] == 2
+    assert client.get(f"/api/compare?ids={first},999").status_code == 404
+    assert client.get("/api/compare?ids=1;2").status_code == 422
+
+
+def test_limits_are_the_apis_own(sqlite_app, monkeypatch):
+    from app.settings import get_settings
+
+    monkeypatch.setenv("INITLAB_MAX_EPOCHS", "7")
+    get_settings.cache_clear()
+    limits = sqlite_app.get("/api/limits").json()
+    assert limits["settings"]["max_epochs"] == 7
+    assert limits["fields"]["training.epochs"] == {"minimum": 1, "maximum": 7, "type": "integer"}
+    assert limits["fields"]["model.dropout"]["exclusiveMaximum"] == 1.0
+    assert limits["fields"]["dataset.train_samples"]["nullable"] is True
+    assert limits["fields"]["seeds"]["maxItems"] == limits["settings"]["max_seeds"]
+    body = {"initializers": ["he_normal"], "training": {"epochs": 8}}
+    assert sqlite_app.post("/api/studies", json=body).status_code == 422
+    body["training"]["epochs"] = 7
+    assert sqlite_app.post("/api/studies", json=body).status_code == 201
+
+
+def test_presets_are_studies_the_api_accepts(sqlite_app):
+    from app.schemas import StudyCreate
+
+    presets = sqlite_app.get("/api/presets").json()
+    assert [p["id"] for p in presets] == ["seed-001", "seed-000", "deep-10"]
+    for preset in presets:
+        StudyCreate.model_validate(preset["study"])
+    assert len(presets[2]["study"]["model"]["hidden_units"]) == 10
+
+
+def _events(response) -> list[tuple[str, dict]]:
+    found, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            found.append((name, json.loads(line[6:])))
+            if name == "end":
+                break
+    return found
+
+
+def test_events_of_a_finished_study_end_at_once(app_with_study):
+    client, study_id = app_with_study
+    with client.stream("GET", f"/api/studies/{study_id}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = _events(response)
+    assert [name for name, _ in events] == ["progress", "end"]
+    progress = events[0][1]
+    assert progress["status"] == "failed" and len(progress["runs"]) == 4
+    assert all(run["fraction"] == 1.0 for run in progress["runs"] if run["status"] == "succeeded")
+    assert client.get("/api/studies/999/events").status_code == 404
+
+
+def test_events_follow_a_training_run_until_the_study_ends(sqlite_app):
+    from app.schemas import StudyCreate
+    from app.storage import records, studies
+
+    study = studies.create_study(StudyCreate(name="live", initializers=["he_normal"], seeds=[0], training={"epochs": 2}))
+    run_id = study.runs[0].id
+    studies.claim_run(run_id)
+
+    def worker():
+        time.sleep(1.2)
+        studies.heartbeat(run_id, batch=5, batches=10)
+        time.sleep(1.2)
+        records.record_epoch(run_id, 1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5, "seconds": 1.0})
+        time.sleep(1.2)
+        studies.finish_run(run_id, "succeeded")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        with sqlite_app.stream("GET", f"/api/studies/{study.id}/events") as response:
+            events = _events(response)
+    finally:
+        thread.join()
+    names = [name for name, _ in events]
+    assert names[-1] == "end" and names.count("progress") >= 3
+    runs = [payload["runs"][0] for name, payload in events if name == "progress"]
+    assert runs[0]["status"] == "running" and runs[-1]["status"] == "succeeded"
+    halfway = next(run for run in runs if run["batch"] == 5)
+    assert halfway["fraction"] == pytest.approx(0.25) and halfway["started_at"].endswith("+00:00")
+    versions = {payload["data_version"] for name, payload in events if name == "progress"}
+    assert len(versions) >= 2, "a new epoch changes the data version"

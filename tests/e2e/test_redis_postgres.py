@@ -1,0 +1,95 @@
+"""End to end on the production shape: API and a real Celery worker process, Redis, PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import pytest
+
+from support import processes
+
+pytestmark = pytest.mark.slow
+
+STUDY = {
+    "name": "e2e redis+postgres",
+    "dataset": {"name": "mnist", "train_samples": 300, "validation_samples": 200},
+    "model": {"hidden_units": [32, 16], "activation": "relu"},
+    "training": {"epochs": 2, "batch_size": 64},
+    "initializers": ["he_uniform", "zeros"],
+    "seeds": [7],
+}
+
+
+@pytest.fixture
+def stack(postgres_url, redis_url, data_dir, tmp_path):
+    env = {"INITLAB_DATABASE_URL": postgres_url, "INITLAB_BROKER_URL": redis_url,
+           "INITLAB_QUEUE": f"initlab-test-{uuid.uuid4().hex[:8]}", "INITLAB_DATA_DIR": str(data_dir),
+           "INITLAB_STATE_DIR": str(tmp_path / "state")}
+    processes.run_cli(["migrate"], env)
+    port = processes.free_port()
+    api = processes.start(["api", "--port", str(port)], env, tmp_path / "api.log")
+    worker = processes.start(["worker"], env, tmp_path / "worker.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        processes.wait_until_up(base)
+        yield base, tmp_path
+    finally:
+        processes.stop(api)
+        processes.stop(worker)
+
+
+def test_a_study_trains_through_redis_into_postgres(stack, page, artifacts):
+    base, logs = stack
+    status, study = processes.http("POST", f"{base}/api/studies", STUDY)
+    assert status == 201, study
+    assert [run["status"] for run in study["runs"]] == ["queued", "queued"]
+
+    try:
+        done = processes.wait_for_study(base, study["id"], timeout=240)
+    except AssertionError:
+        print((logs / "worker.log").read_text()[-4000:])
+        raise
+    assert [(run["initializer"], run["status"], run["epoch"], run["epochs"]) for run in done["runs"]] == [
+        ("he_uniform", "succeeded", 2, 2), ("zeros", "succeeded", 2, 2)]
+    assert all(run["device"] == "CPU" and run["worker_host"] for run in done["runs"])
+
+    _, metrics = processes.http("GET", f"{base}/api/studies/{study['id']}/metrics")
+    for run in metrics["runs"]:
+        assert [epoch["epoch"] for epoch in run["epochs"]] == [1, 2]
+        assert all(0.0 <= epoch["val_accuracy"] <= 1.0 and epoch["seconds"] > 0 for epoch in run["epochs"])
+    he_run, zeros_run = (run["id"] for run in done["runs"])
+
+    _, he_layers = processes.http("GET", f"{base}/api/runs/{he_run}/layers?epoch=0")
+    assert [layer["layer"] for layer in he_layers["layers"]] == ["dense_0", "dense_1", "output"]
+    assert he_layers["available_epochs"] == [0, 1, 2]
+    kernel = he_layers["layers"][0]["kernel"]
+    assert len(kernel["edges"]) == 65 and sum(kernel["counts"]) == 784 * 32
+    assert kernel["std"] == pytest.approx(math.sqrt(2 / 784), rel=0.1)  # He uniform: var = 2/fan_in
+    assert he_layers["layers"][0]["gradient"]["norm"] > 0
+
+    _, zeros_layers = processes.http("GET", f"{base}/api/runs/{zeros_run}/layers?epoch=0")
+    assert zeros_layers["layers"][0]["kernel"]["std"] == 0.0
+    assert zeros_layers["layers"][0]["gradient"]["norm"] == 0.0  # symmetric weights: no signal reaches layer 1
+
+    # The worker stored quantiles (recorder -> sink -> SQL), so the shared-edge views are exact.
+    _, bands = processes.http("GET", f"{base}/api/runs/{he_run}/percentiles?layer=dense_0")
+    assert bands["epochs"] == [0, 1, 2] and not bands["approximate"]
+    _, shared = processes.http("GET", f"{base}/api/studies/{study['id']}/histograms?epoch=2")
+    assert not shared["approximate"] and len(shared["layers"]) == 3
+
+    # The study page, in a real Chromium: curves, gradient norms and histograms from the trained runs.
+    page.goto(f"{base}/studies/{study['id']}")
+    page.wait_for_function("() => document.getElementById('study').dataset.ready === 'true'", timeout=30000)
+    traces = page.evaluate("""() => ['chart-val-accuracy', 'chart-loss', 'chart-gradients', 'chart-hist'].map(
+        id => document.getElementById(id).data.filter(t => (t.y || []).some(v => v !== null)).length)""")
+    assert traces[0] == 2 * 3 and traces[1] == 2 * 3, traces  # 2 initializers x (band low, band high, mean)
+    assert traces[2] == 3 * 2 * 3, traces  # 3 layers x 2 initializers
+    assert traces[3] == 3 * 2 * 2, traces  # 3 layers x 2 initializers x (epoch 0, epoch 2)
+    # zeros: no gradient reaches the first layer, drawn as a marker on the log axis's floor
+    symbols = page.evaluate("""() => document.getElementById('chart-gradients').data
+        .filter(t => t.meta.role === 'mean' && t.meta.group === 'zeros' && t.meta.layer === 'dense_0')
+        .map(t => t.marker.symbol)""")
+    assert symbols and all(symbol == "triangle-down" for symbol in symbols[0])
+    page.screenshot(path=str(artifacts / "e2e_redis_postgres_study.png"), full_page=True)
+    assert page.watch.errors == [] and page.watch.external() == []

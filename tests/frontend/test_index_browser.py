@@ -1,0 +1,96 @@
+"""The studies page in a real Chromium: the form checks what the API would refuse before
+sending (with the API's own limits), shows the server's 422 next to the field when only the
+server can tell, and the study list filters by name and opens the compare view.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def _open_form(page, live_server):
+    page.goto(f"{live_server}/")
+    page.wait_for_function("() => document.getElementById('study-form').dataset.ready === 'true'")
+
+
+def test_form_checks_before_sending_and_shows_server_errors(live_server, page, artifacts):
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    _open_form(page, live_server)
+    assert page.locator("#initializer-list input[type=checkbox]").count() == 18
+    assert "N(0, 1/fan_in)" in page.locator("#initializer-list").inner_text()  # each initializer's formula
+    page.get_by_label("Name", exact=True).fill("Invalid study")
+    page.get_by_label("He normal", exact=True).check()
+    page.get_by_label("Epochs").fill("501")  # INITLAB_MAX_EPOCHS defaults to 500
+    page.get_by_label("Seeds").fill("3, 3")
+    page.get_by_label("Hidden layer widths").fill("128,wide")
+    page.get_by_label("Dropout").fill("1")
+    page.get_by_role("button", name="Create study").click()
+    page.locator("#err-training-epochs").wait_for()
+    assert posts == [], "the form refused the study itself"
+    assert "less than or equal to 500" in page.locator("#err-training-epochs").inner_text()
+    assert "distinct" in page.locator("#err-seeds").inner_text()
+    assert "item 2" in page.locator("#err-model-hidden_units").inner_text()
+    assert "less than 1" in page.locator("#err-model-dropout").inner_text()
+    assert page.get_by_label("Epochs").get_attribute("aria-invalid") == "true"
+    assert "before creating the study" in page.locator("#form-error").inner_text()
+    page.screenshot(path=str(artifacts / "index_checks.png"), full_page=True)
+
+    # Only the server knows an initializer's own parameter rules: its 422 lands by the list.
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Seeds").fill("7")
+    page.get_by_label("Hidden layer widths").fill("16")
+    page.get_by_label("Dropout").fill("0")
+    page.get_by_label("Random normal", exact=True).check()
+    page.get_by_label("stddev of Random normal").fill("-1")
+    with page.expect_response(lambda r: r.url.endswith("/api/studies") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Create study").click()
+    assert answer.value.status == 422
+    assert "stddev" in page.locator("#err-initializers").inner_text()
+    assert "server rejected" in page.locator("#form-error").inner_text()
+    page.get_by_label("stddev of Random normal").fill("0.05")
+    page.get_by_role("button", name="Create study").click()
+    page.wait_for_url(re.compile(r"/studies/\d+$"), timeout=15000)
+    errors = [e for e in page.watch.errors if "422" not in e]  # the browser's own log line for the refused POST
+    assert errors == [] and page.watch.external() == []
+
+
+def test_study_list_filters_by_name_and_compares(live_server, finished_study, page, artifacts):
+    from app.schemas import StudyCreate
+    from app.storage import records, studies
+
+    other = studies.create_study(StudyCreate(name="Second look", initializers=["he_normal", "ones"], seeds=[0],
+                                             training={"epochs": 2}))
+    for run in other.runs:
+        studies.claim_run(run.id)
+        for epoch in (1, 2):
+            records.record_epoch(run.id, epoch, {"loss": 1 / epoch, "accuracy": 0.5, "val_loss": 1 / epoch,
+                                                 "val_accuracy": 0.4 + 0.1 * epoch, "seconds": 1.0})
+        studies.finish_run(run.id, "succeeded")
+    page.goto(f"{live_server}/")
+    page.get_by_role("link", name="Second look").wait_for()
+    page.get_by_label("Filter by name").fill("glorot")
+    page.wait_for_function("() => document.querySelectorAll('#studies-table tbody tr').length === 1")
+    row = page.locator("#studies-table tbody tr")
+    assert "He vs Glorot (fixture)" in row.inner_text() and "1 failed" in row.inner_text()
+    row.get_by_role("checkbox").check()
+    page.get_by_label("Filter by name").fill("")
+    page.wait_for_function("() => document.querySelectorAll('#studies-table tbody tr').length >= 2")
+    assert page.get_by_role("button", name=re.compile("Compare selected")).is_disabled()
+    page.get_by_label("Select Second look for comparison").check()
+    page.get_by_role("button", name="Compare selected studies (2)").click()
+    page.wait_for_url(re.compile(r"/compare\?ids="))
+    page.wait_for_function("() => document.getElementById('compare').dataset.ready === 'true'", timeout=20000)
+    columns = page.locator("#compare-grid > section")
+    assert columns.count() == 2
+    assert page.locator(".compare-grid .js-plotly-plot").count() == 4
+    # He normal has one colour in both studies' charts.
+    colours = page.evaluate("""() => [...document.querySelectorAll('.compare-grid .js-plotly-plot')].flatMap(el =>
+        el.data.filter(t => t.legendgroup === 'he_normal').map(t => t.line.color))""")
+    assert len(colours) >= 4 and len(set(colours)) == 1
+    page.screenshot(path=str(artifacts / "compare.png"), full_page=True)
+    assert page.watch.errors == [] and page.watch.external() == []

@@ -1,0 +1,87 @@
+"""The fused trainer on Keras's JAX backend (runs only where jax is installed).
+
+The training core is backend-neutral Keras 3; the project installs TensorFlow only, so
+these tests are skipped there. Each trains in a subprocess with KERAS_BACKEND=jax,
+because a process picks its Keras backend once, at import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TRAIN = """
+import json, sys
+from worker.training.datasets import prepare_data
+from worker.training.fused import train_group
+from worker.training.sink import MemorySink
+from worker.training.trainer import RunConfig, train_run
+
+runs = [RunConfig(**item) for item in json.loads(sys.argv[1])]
+data = prepare_data(runs[0].dataset, runs[0].train_samples, runs[0].validation_samples, sys.argv[2])
+fused, alone = MemorySink(), MemorySink()
+train_group(runs, fused, data=data)
+for run in runs:
+    train_run(run, alone, data=data)
+gradient = lambda sink, run_id: [r["l2"] for r in sink.layers[run_id][2] if r["kind"] == "gradient"]
+print(json.dumps({str(run.run_id): {"fused": fused.epochs[run.run_id], "alone": alone.epochs[run.run_id],
+                                    "fused_gradients": gradient(fused, run.run_id),
+                                    "alone_gradients": gradient(alone, run.run_id)} for run in runs}))
+"""
+
+
+def train(backend: str, runs: list[dict], data_dir: Path) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", TRAIN, json.dumps(runs), str(data_dir)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run(run_id: int, seed: int, initializer: str, **overrides) -> dict:
+    return {"run_id": run_id, "seed": seed, "dataset": "fashion_mnist", "train_samples": 300,
+            "validation_samples": 200, "hidden_units": [32, 16], "epochs": 2, "batch_size": 32,
+            "initializer": initializer, **overrides}
+
+
+def assert_close(a: float, b: float, relative: float) -> None:
+    assert abs(a - b) <= relative * max(abs(a), abs(b), 1e-12), (a, b)
+
+
+def test_fused_runs_equal_separate_runs_on_jax(data_dir):
+    runs = [run(1, 0, "glorot_uniform"), run(2, 1, "he_normal"), run(3, 2, "orthogonal")]
+    with_dropout = [run(4, 3, "he_uniform", dropout=0.3), run(5, 4, "lecun_normal", dropout=0.3)]
+    for group in (runs, with_dropout):
+        results = train("jax", group, data_dir)
+        for item in results.values():
+            for fused, alone in zip(item["fused"], item["alone"]):
+                for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                    assert_close(fused[name], alone[name], 1e-4)
+            for fused, alone in zip(item["fused_gradients"], item["alone_gradients"]):
+                assert_close(fused, alone, 1e-4)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed")
+def test_a_seed_free_run_trains_alike_on_jax_and_tensorflow(data_dir):
+    # Seeded random draws differ between backends; constant weights do not, so the data
+    # feed, batch order, loss and metrics are compared across backends here.
+    group = [run(1, 0, "constant", initializer_params={"value": 0.01}),
+             run(2, 1, "constant", initializer_params={"value": -0.02})]
+    on_jax, on_tf = train("jax", group, data_dir), train("tensorflow", group, data_dir)
+    for run_id in on_jax:
+        for a, b in zip(on_jax[run_id]["fused"], on_tf[run_id]["fused"]):
+            for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                assert_close(a[name], b[name], 1e-3)

@@ -1,0 +1,167 @@
+"""Every registry entry draws what its formula says, repeatably, from its seed."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worker.training.initializers import REGISTRY, build_initializer, catalog
+
+SHAPE = (512, 512)
+FAN_IN = FAN_OUT = 512
+N = SHAPE[0] * SHAPE[1]
+TRUNCATION_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated at ±2
+
+
+def uniform(low, high):
+    return ("uniform", low, high)
+
+
+def normal(std):
+    return ("normal", 0.0, std)
+
+
+def truncated(std):
+    """Keras truncates at ±2σ₀ with σ₀ = std / 0.8796, so the kept values have ``std``."""
+    return ("truncated", 0.0, std)
+
+
+def glorot_limit():
+    return math.sqrt(6 / (FAN_IN + FAN_OUT))
+
+
+# (init id, params) -> what the closed form says a 512×512 kernel must look like.
+EXPECTED = {
+    ("zeros", None): ("constant", 0.0),
+    ("ones", None): ("constant", 1.0),
+    ("constant", None): ("constant", 0.1),
+    ("constant", (("value", -0.5),)): ("constant", -0.5),
+    ("uniform_0_1", None): uniform(0.0, 1.0),
+    ("random_uniform", None): uniform(-0.05, 0.05),
+    ("random_uniform", (("minval", -0.2), ("maxval", 0.3))): uniform(-0.2, 0.3),
+    ("random_normal", None): normal(0.05),
+    ("random_normal", (("mean", 1.0), ("stddev", 0.2))): ("normal", 1.0, 0.2),
+    ("truncated_normal", None): ("truncated_raw", 0.0, 0.05),
+    ("uniform_fan_in", None): uniform(-1 / math.sqrt(FAN_IN), 1 / math.sqrt(FAN_IN)),
+    ("normal_fan_in", None): normal(1 / math.sqrt(FAN_IN)),
+    ("glorot_uniform", None): uniform(-glorot_limit(), glorot_limit()),
+    ("glorot_normal", None): truncated(math.sqrt(2 / (FAN_IN + FAN_OUT))),
+    ("he_uniform", None): uniform(-math.sqrt(6 / FAN_IN), math.sqrt(6 / FAN_IN)),
+    ("he_normal", None): truncated(math.sqrt(2 / FAN_IN)),
+    ("he_normal_untruncated", None): normal(math.sqrt(2 / FAN_IN)),
+    ("lecun_uniform", None): uniform(-math.sqrt(3 / FAN_IN), math.sqrt(3 / FAN_IN)),
+    ("lecun_normal", None): truncated(math.sqrt(1 / FAN_IN)),
+    ("orthogonal", None): ("orthogonal", 1.0),
+    ("orthogonal", (("gain", 2.0),)): ("orthogonal", 2.0),
+    ("keras_default", None): uniform(-glorot_limit(), glorot_limit()),
+}
+
+
+def draw(init_id, params=None, seed=1234, shape=SHAPE) -> np.ndarray:
+    import keras
+
+    initializer = build_initializer(init_id, params, seed)
+    return keras.ops.convert_to_numpy(initializer(shape, dtype="float32")).astype(np.float64)
+
+
+def test_every_registry_entry_has_an_expectation():
+    assert {init_id for init_id, _ in EXPECTED} == set(REGISTRY)
+
+
+@pytest.mark.parametrize(
+    "init_id, params", sorted(EXPECTED, key=str), ids=lambda value: str(value)
+)
+def test_sample_matches_closed_form(init_id, params):
+    expected = EXPECTED[(init_id, params)]
+    kernel = draw(init_id, dict(params) if params else None)
+    kind = expected[0]
+    if kind == "constant":
+        assert np.all(kernel == np.float32(expected[1]))
+        return
+    if kind == "orthogonal":
+        gain = expected[1]
+        np.testing.assert_allclose(kernel.T @ kernel, gain**2 * np.eye(SHAPE[1]), atol=1e-4 * gain**2)
+        return
+    if kind == "uniform":
+        low, high = expected[1], expected[2]
+        mean, std = (low + high) / 2, (high - low) / math.sqrt(12)
+        assert low <= kernel.min() < low + 0.001 * (high - low)
+        assert high - 0.001 * (high - low) < kernel.max() <= high
+    elif kind == "normal":
+        mean, std = expected[1], expected[2]
+    elif kind == "truncated":
+        mean, std = expected[1], expected[2]
+        bound = 2 * std / TRUNCATION_STD_FACTOR
+        assert -bound <= kernel.min() and kernel.max() <= bound
+        assert kernel.max() > 0.99 * bound
+    else:  # truncated_raw: keras.initializers.TruncatedNormal keeps its stddev as σ₀
+        mean, bound = expected[1], 2 * expected[2]
+        std = expected[2] * TRUNCATION_STD_FACTOR
+        assert -bound <= kernel.min() and kernel.max() <= bound
+    assert kernel.std() == pytest.approx(std, rel=0.02)
+    assert abs(kernel.mean() - mean) < 5 * std / math.sqrt(N) + 1e-7
+
+
+@pytest.mark.parametrize("init_id", sorted(REGISTRY))
+def test_same_seed_same_tensor_and_other_seed_other_tensor(init_id):
+    first = draw(init_id, seed=7, shape=(64, 32))
+    np.testing.assert_array_equal(first, draw(init_id, seed=7, shape=(64, 32)))
+    if np.ptp(first) > 0:  # the constants have no randomness to vary
+        assert not np.array_equal(first, draw(init_id, seed=8, shape=(64, 32)))
+
+
+def test_unknown_id_raises_key_error():
+    with pytest.raises(KeyError, match="no_such_init"):
+        build_initializer("no_such_init", None, 0)
+
+
+@pytest.mark.parametrize(
+    "init_id, params, message",
+    [
+        ("glorot_uniform", {"gain": 2.0}, "no parameter"),
+        ("random_uniform", {"minval": 0.5, "maxval": 0.1}, "below maxval"),
+        ("random_normal", {"stddev": -1.0}, "positive"),
+        ("constant", {"value": float("nan")}, "finite"),
+        ("constant", {"value": "big"}, "number"),
+        ("orthogonal", {"gain": 0.0}, "positive"),
+    ],
+)
+def test_bad_params_raise_value_error(init_id, params, message):
+    with pytest.raises(ValueError, match=message):
+        build_initializer(init_id, params, 0)
+
+
+def test_catalog_entries_are_complete():
+    entries = catalog()
+    assert [entry["id"] for entry in entries] == list(REGISTRY)
+    for entry in entries:
+        assert set(entry) >= {"id", "name", "formula", "params", "reference"}
+        for key in ("id", "name", "formula", "reference"):
+            assert isinstance(entry[key], str) and entry[key]
+        assert all(isinstance(value, float) for value in entry["params"].values())
+    assert "glorot_uniform" in REGISTRY["keras_default"].formula
+
+
+def test_keras_default_matches_what_dense_uses_unnamed():
+    import keras
+
+    layer = keras.layers.Dense(4)
+    assert type(layer.kernel_initializer).__name__ == "GlorotUniform"
+
+
+def test_light_modules_import_without_keras_or_tensorflow():
+    # The API validates studies with these (RunConfig.validate included); it must stay light.
+    script = (
+        "import sys, worker.training.initializers, worker.training.datasets, "
+        "worker.training.stats, worker.training.model, worker.training.trainer; "
+        "worker.training.trainer.RunConfig(run_id=1, seed=0).validate(); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, "
+        "[m for m in sys.modules if m.startswith(('keras', 'tensorflow'))][:5]"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", script], cwd=root, check=True)
