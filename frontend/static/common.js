@@ -1,12 +1,20 @@
-// Helpers shared by the pages: fetching JSON, numbers that may be NaN/Inf, colours, formatting.
+// Helpers shared by the pages: fetching JSON (with the API token), numbers that may be NaN/Inf, colours, formatting.
 
 /** Fetch JSON; throws an Error whose message a person can read (with .status and .body). */
 export function fetchJSON(url, options = {}) {
-  return readJSON(fetch(url, { headers: { Accept: "application/json" }, ...options }));
+  return parseJSON(authFetch(url, { headers: { Accept: "application/json" }, ...options }));
 }
 
-/** The JSON of a pending fetch (e.g. one a page started early, before its scripts loaded). */
-export async function readJSON(pending) {
+/**
+ * The JSON of a pending GET a page started early, before its scripts loaded. That fetch
+ * carried no token: when it was refused (401) it is repeated here with the token.
+ */
+export function readJSON(pending) {
+  return parseJSON(Promise.resolve(pending).then((response) => (response.status === 401
+    ? authFetch(response.url, { headers: { Accept: "application/json" } }, response) : response)));
+}
+
+async function parseJSON(pending) {
   let response;
   try {
     response = await pending;
@@ -29,6 +37,126 @@ export async function readJSON(pending) {
   }
   return body;
 }
+
+// The API token (INITLAB_API_TOKEN). A server with a token answers 401 to a write without it
+// (and to reads too with INITLAB_READ_REQUIRES_TOKEN=true): the page then asks for it once, in
+// the dialog of base.html, keeps it in localStorage and repeats the call.
+
+const TOKEN_KEY = "initlab.apiToken";
+let asking = null;        // the open dialog's promise: calls refused together share one question
+let declined = false;     // Cancel pressed: reads stop asking (writes, which a person starts, still ask)
+
+export function storedToken() {
+  try { return localStorage.getItem(TOKEN_KEY) || null; } catch { return null; }
+}
+
+function storeToken(token) {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch { /* storage blocked: the token lasts as long as the page */ }
+  showTokenControl();
+}
+
+/** fetch options with an Authorization header when a token is stored. */
+export function withToken(options = {}) {
+  const headers = new Headers(options.headers ?? {});
+  const token = storedToken();
+  if (token) headers.set("Authorization", `Bearer ${token}`);
+  return { ...options, headers };
+}
+
+/**
+ * fetch() with the stored token. On 401 it asks for the token (or, when the token it sent was
+ * refused, says so and asks again), stores it and repeats the call; if the person cancels,
+ * the 401 response is returned. `refused`: a 401 already received for this GET without a token.
+ */
+export async function authFetch(url, options = {}, refused = null) {
+  let sent = null;
+  let response = refused;
+  if (!response) {
+    sent = storedToken();
+    response = await fetch(url, withToken(options));
+  }
+  const write = !["GET", "HEAD"].includes((options.method ?? "GET").toUpperCase());
+  while (response.status === 401) {
+    const current = storedToken();
+    if (!current || current === sent) {  // nothing newer to try: ask the person
+      if (declined && !write) return response;
+      asking ??= askToken(sent !== null).finally(() => { asking = null; });
+      if (!(await asking)) return response;
+    }
+    sent = storedToken();
+    response = await fetch(url, withToken(options));
+  }
+  return response;
+}
+
+function askToken(wrong) {
+  const dialog = document.getElementById("token-dialog");
+  if (!dialog?.showModal) return Promise.resolve(false);  // a page without base.html's dialog
+  const form = dialog.querySelector("form");
+  const input = dialog.querySelector("input");
+  const message = document.getElementById("token-error");
+  const say = (text) => {
+    message.textContent = text;
+    message.hidden = !text;
+    input.setAttribute("aria-invalid", text ? "true" : "false");
+  };
+  const before = document.activeElement;
+  return new Promise((resolve) => {
+    const finish = (ok) => {
+      form.removeEventListener("submit", submit);
+      dialog.removeEventListener("close", cancelled);
+      if (dialog.open) dialog.close();
+      declined = !ok;
+      before?.focus?.();
+      resolve(ok);
+    };
+    const submit = (event) => {
+      event.preventDefault();
+      const token = input.value.trim();
+      if (!/^[\x21-\x7e]+$/.test(token)) {
+        say(token ? "A token is one line of printable ASCII characters without spaces." : "Enter the token, or press Cancel.");
+        input.focus();
+        return;
+      }
+      storeToken(token);
+      finish(true);
+    };
+    const cancelled = () => finish(false);  // Cancel or Escape closed the dialog
+    form.addEventListener("submit", submit);
+    dialog.addEventListener("close", cancelled);
+    input.value = "";
+    say(wrong ? "The server refused that token. Check it and enter it again." : "");
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+/** The header's "Forget API token" button: shown while a token is stored. */
+function showTokenControl() {
+  const button = document.getElementById("forget-token");
+  if (button) button.hidden = !storedToken();
+}
+
+function setUpTokenControl() {
+  const button = document.getElementById("forget-token");
+  if (!button || button.dataset.ready) return;
+  button.dataset.ready = "true";
+  button.addEventListener("click", () => {
+    storeToken(null);
+    const note = document.getElementById("token-note");
+    note.textContent = "API token forgotten.";
+    note.focus();
+    setTimeout(() => { note.textContent = ""; }, 5000);
+  });
+  document.getElementById("token-cancel")?.addEventListener("click", () => document.getElementById("token-dialog").close());
+  window.addEventListener("storage", (event) => { if (event.key === TOKEN_KEY || event.key === null) showTokenControl(); });
+  showTokenControl();
+}
+
+if (typeof document !== "undefined") setUpTokenControl();
 
 /** A finite number, or null (NaN/Inf arrive as the strings "NaN", "Infinity", "-Infinity"). */
 export function finite(value) {
