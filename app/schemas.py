@@ -20,8 +20,9 @@ from worker.training.initializers import REGISTRY, resolve_params
 UtcDatetime = Annotated[datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=timezone.utc))]
 
 Activation = Literal["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "linear"]
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+# "diverged" is terminal: the loss became NaN or infinite (a result, not a failure).
+RunStatus = Literal["queued", "running", "succeeded", "diverged", "failed", "cancelled"]
+TERMINAL_STATUSES = ("succeeded", "diverged", "failed", "cancelled")
 
 
 def _known_initializer(value: str) -> str:
@@ -133,6 +134,9 @@ class TrainingSpec(Strict):
     learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
     batch_size: int = Field(default=128, ge=1, le=65536)
     epochs: int = Field(default=10, ge=1)
+    stop_on_divergence: bool = Field(
+        default=True, description="end a run as `diverged` right after recording the first epoch whose "
+        "loss or val_loss is NaN or infinite (false: train every epoch, still ending `diverged`)")
 
     @field_validator("epochs")
     @classmethod
@@ -219,6 +223,7 @@ class RunPublic(BaseModel):
     batch: int
     batches: int
     error: str | None
+    diverged_epoch: int | None = None
     worker_host: str | None
     device: str | None
     attempts: int

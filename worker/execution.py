@@ -32,6 +32,7 @@ def run_config(run: RunPublic, spec: StudyCreate):
         hidden_units=list(spec.model.hidden_units), activation=spec.model.activation, dropout=spec.model.dropout,
         optimizer=spec.training.optimizer, learning_rate=spec.training.learning_rate,
         batch_size=spec.training.batch_size, epochs=spec.training.epochs,
+        stop_on_divergence=spec.training.stop_on_divergence,
         initializer=run.initializer, initializer_params=dict(run.initializer_params),
         bias_initializer=spec.bias_initializer.id, bias_initializer_params=dict(spec.bias_initializer.params),
         output_initializer=output.id if output else None,
@@ -130,10 +131,15 @@ def _finish(run_id: int, outcome, owner: str) -> str:
     if outcome.status == "interrupted":
         # Only SQL is updated: publishing now would hand the run straight back to
         # this worker while it shuts down. The next worker's reconciler sends it.
-        studies.release_run(run_id, note="interrupted by a worker shutdown; requeued")
+        studies.release_run(run_id, note="interrupted by a worker shutdown; requeued", owner=owner)
         log.info("run %s interrupted and requeued", run_id)
         return "requeued"
-    if not with_storage_retry(studies.finish_run, run_id, outcome.status, owner=owner):
+    error = None
+    if outcome.status == "diverged":
+        error = (f"diverged: the loss became NaN or infinite in epoch {outcome.diverged_epoch}"
+                 f" (loss {outcome.final.get('loss')}, val_loss {outcome.final.get('val_loss')})")
+    if not with_storage_retry(studies.finish_run, run_id, outcome.status, error=error, owner=owner,
+                              diverged_epoch=outcome.diverged_epoch):
         log.warning("run %s was taken over by another worker; this one's result is dropped", run_id)
         return "superseded"
     log.info("run %s %s after %s epochs", run_id, outcome.status, outcome.epochs_completed)

@@ -80,6 +80,8 @@ class Run(Base):
     batch: Mapped[int] = mapped_column(default=0)
     batches: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Status "diverged": the first epoch whose training or validation loss was NaN/Inf.
+    diverged_epoch: Mapped[int | None] = mapped_column(default=None)
     worker_host: Mapped[str | None] = mapped_column(String(200), default=None)
     device: Mapped[str | None] = mapped_column(String(200), default=None)
     attempts: Mapped[int] = mapped_column(default=0)

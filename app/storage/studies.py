@@ -28,8 +28,11 @@ def study_status(counts: dict[str, int]) -> str:
         return "queued"
     if counts.get("failed"):
         return "failed"
-    if counts.get("succeeded"):
-        return "succeeded" if counts.get("succeeded") == total else "partial"
+    finished = counts.get("succeeded", 0) + counts.get("diverged", 0)
+    if finished:
+        # A diverged run trained to its end as far as it could: a finding, not a failure
+        # (run_counts tells how many diverged).
+        return "succeeded" if finished == total else "partial"
     return "cancelled"
 
 
@@ -153,8 +156,9 @@ def set_device(run_id: int, device: str) -> None:
         session.execute(update(Run).where(Run.id == run_id).values(device=device))
 
 
-def finish_run(run_id: int, status: str, error: str | None = None, owner: str | None = None) -> bool:
-    """Put a run into a terminal state (succeeded, failed, cancelled); True if it did.
+def finish_run(run_id: int, status: str, error: str | None = None, owner: str | None = None,
+               diverged_epoch: int | None = None) -> bool:
+    """Put a run into a terminal state (succeeded, diverged, failed, cancelled); True if it did.
 
     With an owner, only while the run is still running under that owner, so a
     worker that lost its lease cannot overwrite the new owner's run.
@@ -164,15 +168,21 @@ def finish_run(run_id: int, status: str, error: str | None = None, owner: str | 
     where += [Run.status == "running", Run.worker_host == owner] if owner else [Run.status.in_(("running", "queued"))]
     with session_scope() as session:
         return session.execute(
-            update(Run).where(*where).values(status=status, error=error, finished_at=utcnow(), cancel_requested=False)
+            update(Run).where(*where).values(status=status, error=error, diverged_epoch=diverged_epoch,
+                                          finished_at=utcnow(), cancel_requested=False)
         ).rowcount == 1
 
 
-def release_run(run_id: int, note: str) -> bool:
-    """Give a running run back to the queue (worker shutting down); True if it was running."""
+def release_run(run_id: int, note: str, owner: str | None = None) -> bool:
+    """Give a running run back to the queue (worker shutting down); True if it was running.
+
+    With an owner, only while that worker still holds the run: one that lost its lease
+    must not requeue the run its successor is training.
+    """
+    where = [Run.id == run_id, Run.status == "running"] + ([Run.worker_host == owner] if owner else [])
     with session_scope() as session:
         return session.execute(
-            update(Run).where(Run.id == run_id, Run.status == "running")
+            update(Run).where(*where)
             .values(status="queued", error=note, batch=0, heartbeat_at=None, enqueued_at=None)
         ).rowcount == 1
 

@@ -26,7 +26,7 @@ function errorCell(run) {
   if (!run.error) return el("td", { class: "error-cell" });
   const text = String(run.error);
   const firstLine = text.split("\n").find((line) => line.trim()) ?? text;
-  const cls = run.status === "failed" ? "error-cell failed" : "error-cell";
+  const cls = run.status === "failed" || run.status === "diverged" ? `error-cell ${run.status}` : "error-cell";
   if (firstLine === text && text.length <= 160) return el("td", { class: cls, text });
   return el("td", { class: cls }, el("details", {}, el("summary", { text: firstLine.slice(0, 160) }), el("pre", { text })));
 }

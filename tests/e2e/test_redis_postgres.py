@@ -93,3 +93,33 @@ def test_a_study_trains_through_redis_into_postgres(stack, page, artifacts):
     assert symbols and all(symbol == "triangle-down" for symbol in symbols[0])
     page.screenshot(path=str(artifacts / "e2e_redis_postgres_study.png"), full_page=True)
     assert page.watch.errors == [] and page.watch.external() == []
+
+
+DIVERGING = {
+    "name": "e2e divergence",
+    "dataset": {"name": "mnist", "train_samples": 300, "validation_samples": 200},
+    # A linear network of all-ones kernels under SGD at 0.1 overflows in its first epoch.
+    "model": {"hidden_units": [32, 16], "activation": "linear"},
+    "training": {"epochs": 3, "batch_size": 32, "optimizer": "sgd", "learning_rate": 0.1},
+    "initializers": ["ones", "glorot_uniform"],
+    "seeds": [0],
+}
+
+
+def test_a_run_whose_loss_explodes_ends_diverged_and_the_page_says_so(stack, page):
+    base, logs = stack
+    _, study = processes.http("POST", f"{base}/api/studies", DIVERGING)
+    done = processes.wait_for_study(base, study["id"], timeout=240)
+    ones, glorot = done["runs"]
+    assert (ones["status"], ones["diverged_epoch"], ones["epoch"]) == ("diverged", 1, 1), ones
+    assert "NaN or infinite in epoch 1" in ones["error"]
+    assert (glorot["status"], glorot["diverged_epoch"], glorot["epoch"]) == ("succeeded", None, 3), glorot
+    assert done["status"] == "succeeded" and done["run_counts"] == {"diverged": 1, "succeeded": 1}
+    _, metrics = processes.http("GET", f"{base}/api/studies/{study['id']}/metrics")
+    assert metrics["runs"][0]["epochs"][0]["loss"] in ("NaN", "Infinity")  # the epoch it diverged in is kept
+
+    page.goto(f"{base}/studies/{study['id']}")
+    page.wait_for_function("() => document.getElementById('study').dataset.ready === 'true'", timeout=30000)
+    row = page.locator("#runs-table tbody tr[data-status=diverged]")
+    assert row.count() == 1 and "NaN or infinite in epoch 1" in row.inner_text()
+    assert page.watch.errors == []

@@ -92,7 +92,7 @@ def wait_for_study(base_url: str, study_id: int, timeout: float) -> dict:
 
     def done():
         status, study = http("GET", f"{base_url}/api/studies/{study_id}")
-        if status == 200 and all(run["status"] in ("succeeded", "failed", "cancelled") for run in study["runs"]):
+        if status == 200 and all(run["status"] in ("succeeded", "diverged", "failed", "cancelled") for run in study["runs"]):
             return study
         return None
 

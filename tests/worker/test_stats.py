@@ -120,3 +120,13 @@ def test_quantiles_of_constant_and_empty_tensors():
     assert tensor_summary(np.full(3, np.nan))["quantiles"] is None
     assert tensor_summary(np.array([]))["quantiles"] is None
     assert gradient_summary(np.ones(4))["quantiles"] == [1.0] * (QUANTILES + 1)
+
+
+def test_weights_near_float32_limits_still_get_a_histogram():
+    # A run on its way to diverging: numpy cannot make ±0.5 bins around 1e30 in float32,
+    # and the span of ±3e38 overflows float32.
+    for values in (np.full(50, 1e30, dtype=np.float32), np.array([-3e38, 0.0, 3e38], dtype=np.float32)):
+        summary = tensor_summary(values)
+        edges = np.array(summary["edges"])
+        assert np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)
+        assert sum(summary["counts"]) == values.size

@@ -170,6 +170,8 @@ class CancelAfterProgressSink(MemorySink):
 
 
 def fit_with_recorder(data_dir, sink, clock, epochs=2):
+    import keras
+
     from worker.training.datasets import prepare_data
     from worker.training.initializers import build_initializer
     from worker.training.model import build_mlp
@@ -181,7 +183,8 @@ def fit_with_recorder(data_dir, sink, clock, epochs=2):
         kernel_initializer=lambda seed: build_initializer("lecun_normal", None, seed),
         bias_initializer=lambda seed: build_initializer("zeros", None, seed),
     )
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
     recorder = RecorderCallback(7, sink, data.x_train[:32], data.y_train[:32], clock=clock)
     model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
               epochs=epochs, batch_size=10, verbose=0, callbacks=[recorder])
@@ -209,3 +212,18 @@ def test_cancel_mid_epoch_records_no_partial_epoch(data_dir):
     assert recorder.cancelled and not recorder.interrupted
     assert recorder.epochs_completed == 0 and sink.epochs.get(7, []) == []
     assert sorted(sink.layers[7]) == [0]
+
+
+def test_a_run_whose_loss_explodes_ends_diverged_after_recording_that_epoch(data_dir):
+    sink = MemorySink()
+    exploding = dict(initializer="ones", activation="linear", optimizer="sgd", learning_rate=0.1, epochs=3)
+    outcome = train_run(tiny_config(**exploding), sink, data_dir)
+    assert (outcome.status, outcome.diverged_epoch, outcome.epochs_completed) == ("diverged", 1, 1)
+    (epoch,) = sink.epochs[1]
+    assert epoch["epoch"] == 1 and not math.isfinite(epoch["loss"])
+    assert sorted(sink.layers[1]) == [0, 1]  # the epoch it diverged in is recorded, then it stops
+
+    sink = MemorySink()
+    outcome = train_run(tiny_config(stop_on_divergence=False, **exploding), sink, data_dir)
+    assert (outcome.status, outcome.diverged_epoch, outcome.epochs_completed) == ("diverged", 1, 3)
+    assert sorted(sink.layers[1]) == [0, 1, 2, 3]

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from worker.training.model import loss
+
 _ROWS: list[tuple[np.ndarray, np.ndarray, Any, bool]] = []
 _ROWS_KEPT = 2
 _PIXEL_LEVELS = 255
@@ -180,7 +182,7 @@ class RunMetrics(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.cast(y_true, "int32")
-        losses = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        losses = loss(y_true, y_pred)
         self.loss_sum.assign_add(ops.sum(losses, axis=0))
         hits = ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true)
         self.correct.assign_add(ops.sum(ops.cast(hits, self.dtype), axis=0))
@@ -202,4 +204,4 @@ def summed_run_losses(y_true, y_pred):
     losses and each run's slice gets exactly the gradient of its own loss (a mean over
     runs would scale every gradient by 1/K, which plain SGD would feel).
     """
-    return ops.sum(keras.losses.sparse_categorical_crossentropy(ops.cast(y_true, "int32"), y_pred), axis=-1)
+    return ops.sum(loss(ops.cast(y_true, "int32"), y_pred), axis=-1)

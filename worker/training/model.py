@@ -1,4 +1,10 @@
-"""The MLP every run trains: flattened image → [Dense → Dropout] × depth → softmax.
+"""The MLP every run trains: flattened image → [Dense → Dropout] × depth → Dense (logits).
+
+The output layer gives logits and every loss is computed ``from_logits`` (``LOSS``): the
+softmax then lives inside the loss, as seed 001's ``Dense(10, activation="softmax")``
+does on TensorFlow, where Keras quietly takes the logits back from the softmax. Other
+backends cannot do that trick and would clip probabilities instead, which changes when
+a run diverges; explicit logits give the same numbers on every backend and in fused groups.
 
 Seed 000's "dropout + dense" model and seed 001's 784-128-64-10 ReLU network are both
 instances. Keras is imported inside ``build_mlp`` so that ``ACTIVATIONS`` and
@@ -10,6 +16,13 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+def loss(y_true, logits):
+    """Per-sample cross-entropy of integer labels against the output layer's logits."""
+    import keras
+
+    return keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "linear")
 
@@ -71,7 +84,7 @@ def build_mlp(
             )(hidden)
     outputs = keras.layers.Dense(
         num_classes,
-        activation="softmax",
+        activation=None,
         kernel_initializer=inits[-1][0],
         bias_initializer=inits[-1][1],
         name=names[-1],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.training.model import dense_layers
+from worker.training.model import dense_layers, loss
 
 
 def kernel_gradients(model, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
@@ -28,10 +28,10 @@ def kernel_gradients(model, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
     )
 
 
-def _mean_loss(y, probabilities):
+def _mean_loss(y, logits):
     import keras
 
-    return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, probabilities))
+    return keras.ops.mean(loss(y, logits))
 
 
 def _tensorflow_gradients(model, x, y) -> list[np.ndarray]:
@@ -54,10 +54,10 @@ def _jax_gradients(model, x, y) -> list[np.ndarray]:
     non_trainable_values = [variable.value for variable in model.non_trainable_variables]
 
     def loss_of(trainable_values):
-        probabilities, _ = model.stateless_call(
+        logits, _ = model.stateless_call(
             trainable_values, non_trainable_values, x, training=False
         )
-        return _mean_loss(y, probabilities)
+        return _mean_loss(y, logits)
 
     grads = jax.grad(loss_of)([variable.value for variable in trainable])
     return [np.asarray(grads[index]) for index in kernel_positions]

@@ -44,9 +44,12 @@ class RecorderCallback(keras.callbacks.Callback):
         interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         network=None,
+        stop_on_divergence: bool = True,
     ):
         super().__init__()
         self.network = network
+        self.stop_on_divergence = stop_on_divergence
+        self.diverged_epoch: int | None = None
         self.run_id = run_id
         self.sink = sink
         self.probe_x = probe_x
@@ -109,12 +112,21 @@ class RecorderCallback(keras.callbacks.Callback):
         self.last_metrics = metrics
         batches = self._batches()
         self.sink.progress(self.run_id, self._epoch, batches, batches)
+        if self.diverged_epoch is None and diverged(metrics):
+            self.diverged_epoch = self._epoch
+            if self.stop_on_divergence:
+                self.model.stop_training = True
+                return
         if self.stop_event is not None and self.stop_event():
             self.interrupted = True
             self.model.stop_training = True
         elif self.sink.should_stop(self.run_id):
             self.cancelled = True
             self.model.stop_training = True
+
+    @property
+    def stopped_by_divergence(self) -> bool:
+        return self.diverged_epoch is not None and self.stop_on_divergence
 
     def layer_statistics(self) -> list[dict[str, Any]]:
         """kernel, bias and probe-gradient summaries for every Dense layer, in layer order."""
@@ -143,6 +155,11 @@ class RecorderCallback(keras.callbacks.Callback):
 
     def _batches(self) -> int:
         return int((self.params or {}).get("steps") or 0)
+
+
+def diverged(metrics: dict[str, float]) -> bool:
+    """The epoch's training or validation loss is NaN or infinite."""
+    return not (math.isfinite(metrics["loss"]) and math.isfinite(metrics["val_loss"]))
 
 
 def _as_float(value) -> float:

@@ -44,6 +44,26 @@ def _quantiles(ordered: np.ndarray, count: int) -> list[float]:
     return [_short(value) for value in np.maximum.accumulate(values)]
 
 
+def _bin_edges(low, high, bins: int) -> np.ndarray:
+    """np.histogram's edges for values in [low, high]; float64 ones where numpy gives up.
+
+    A run on its way to diverging holds weights near float32's limits: a constant tensor
+    of 1e30 has no finite-sized ±0.5 bins in float32, and a span of ±3e38 overflows.
+    """
+    try:
+        with np.errstate(all="ignore"):
+            edges = np.histogram_bin_edges(np.array([low, high]), bins=bins)
+        if np.all(np.isfinite(edges)):
+            return edges
+    except ValueError:
+        pass
+    low, high = float(low), float(high)
+    if low == high:
+        pad = max(0.5, abs(low) * 1e-6)
+        low, high = low - pad, high + pad
+    return np.linspace(low, high, bins + 1)
+
+
 def tensor_summary(values: Any, bins: int = HISTOGRAM_BINS, quantiles: int = QUANTILES) -> dict[str, Any]:
     """mean, std, min, max, l2, nonfinite, a ``bins``-bin histogram (edges, counts) and quantiles.
 
@@ -72,7 +92,7 @@ def tensor_summary(values: Any, bins: int = HISTOGRAM_BINS, quantiles: int = QUA
         ordered = np.sort(finite)
         # np.histogram's own edges (a constant tensor gets value +- 0.5) and its rule (bins
         # are [a, b), the last one [a, b]), counted on the sorted values by binary search.
-        edges = np.histogram_bin_edges(ordered[[0, -1]], bins=bins)
+        edges = _bin_edges(ordered[0], ordered[-1], bins)
         below = np.searchsorted(ordered, edges, side="left")
         below[-1] = ordered.size
         counts = np.diff(below)

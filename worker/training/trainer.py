@@ -54,6 +54,7 @@ class RunConfig:
     bias_initializer_params: dict[str, float] = field(default_factory=dict)
     output_initializer: str | None = None  # None: the output layer uses `initializer`
     output_initializer_params: dict[str, float] = field(default_factory=dict)
+    stop_on_divergence: bool = True  # end right after the first epoch with a NaN/Inf loss
 
     def validate(self) -> None:
         """Raise one ValueError that lists every problem, so a user can fix them in one go."""
@@ -64,10 +65,11 @@ class RunConfig:
 
 @dataclass
 class RunOutcome:
-    status: Literal["succeeded", "cancelled", "interrupted"]
+    status: Literal["succeeded", "diverged", "cancelled", "interrupted"]
     epochs_completed: int
     device: str
     final: dict[str, float]
+    diverged_epoch: int | None = None  # first epoch whose loss or val_loss was NaN/Inf
 
 
 def _config_problems(config: RunConfig) -> list[str]:
@@ -162,7 +164,7 @@ def train_run(
     model = keras.Model(index, network(IndexedRows(*rows_variable(data.x_train, data.x_val))(index)))
     model.compile(
         optimizer=_optimizer(config),
-        loss="sparse_categorical_crossentropy",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
     )
@@ -171,7 +173,8 @@ def train_run(
         from worker.training.recorder import RecorderCallback
 
         probe_x, probe_y = probe_batch(data, int(config.seed))
-        recorder = RecorderCallback(config.run_id, sink, probe_x, probe_y, stop_event=stop_event, network=network)
+        recorder = RecorderCallback(config.run_id, sink, probe_x, probe_y, stop_event=stop_event, network=network,
+                                    stop_on_divergence=config.stop_on_divergence)
     train_count = len(data.y_train)
     validation = (validation_rows(train_count, len(data.y_val)), data.y_val)
     final: dict[str, float] = {}
@@ -188,7 +191,7 @@ def train_run(
             shuffle=False, verbose=0, callbacks=[recorder] if recorder else [],
         )
         final = {name: float(values[-1]) for name, values in history.history.items()}
-        if recorder is not None and (recorder.cancelled or recorder.interrupted):
+        if recorder is not None and (recorder.cancelled or recorder.interrupted or recorder.stopped_by_divergence):
             break
     if recorder is None:
         return RunOutcome("succeeded", config.epochs, describe_device(), final)
@@ -197,6 +200,7 @@ def train_run(
         recorder.epochs_completed,
         describe_device(),
         dict(recorder.last_metrics),
+        recorder.diverged_epoch,
     )
 
 
@@ -215,6 +219,8 @@ def validation_rows(train_count: int, validation_count: int) -> np.ndarray:
 
 
 def _status(recorder, epochs: int) -> str:
+    if recorder.diverged_epoch is not None:
+        return "diverged"
     # A stop request that arrives after the last epoch has nothing left to stop.
     if recorder.epochs_completed >= epochs:
         return "succeeded"
