@@ -15,6 +15,7 @@ from collections.abc import Callable
 from app.schemas import RunPublic, StudyCreate
 from app.settings import get_settings
 from app.storage import studies
+from worker.events import event
 from worker.retry import with_storage_retry
 
 log = logging.getLogger("initlab.worker")
@@ -78,13 +79,15 @@ def _claim_and_train(run_ids: list[int], stop_event: Callable[[], bool] | None) 
     for run_id in run_ids:
         run = studies.claim_run(run_id, worker_host=owner)
         if run is None:
-            log.info("run %s not claimable (already taken, finished or cancelled)", run_id)
+            event("run_not_claimable", run_id, reason="already taken, finished or cancelled")
         else:
             runs.append(run)
     if not runs:
         return {}
     ids = [run.id for run in runs]
-    log.info("runs %s claimed: %s", ids, ", ".join(f"{run.initializer} seed {run.seed}" for run in runs))
+    for run in runs:
+        event("run_claimed", run.id, initializer=run.initializer, seed=run.seed, attempt=run.attempts,
+              group=ids if len(ids) > 1 else None)
     sink = StorageSink(owner)
     results: dict[int, str] = {}
 
@@ -97,10 +100,12 @@ def _claim_and_train(run_ids: list[int], stop_event: Callable[[], bool] | None) 
         configs = [run_config(run, spec) for run in runs]
         outcomes = _train(configs, sink, stop_event, finished)
     except Exception as exc:
-        log.exception("runs %s failed", ids)
+        log.debug("runs %s failed", ids, exc_info=True)
         reason = _failure_text(exc)
         for run_id in ids:
             if run_id not in results:
+                event("run_failed", run_id, logging.ERROR, error=reason.split("\n", 1)[0],
+                      exception=exc.__class__.__name__)
                 with_storage_retry(studies.finish_run, run_id, "failed", error=reason, owner=owner)
                 results[run_id] = "failed"
         return results
@@ -132,7 +137,7 @@ def _finish(run_id: int, outcome, owner: str) -> str:
         # Only SQL is updated: publishing now would hand the run straight back to
         # this worker while it shuts down. The next worker's reconciler sends it.
         studies.release_run(run_id, note="interrupted by a worker shutdown; requeued", owner=owner)
-        log.info("run %s interrupted and requeued", run_id)
+        event("run_requeued", run_id, reason="worker shutting down", epochs_completed=outcome.epochs_completed)
         return "requeued"
     error = None
     if outcome.status == "diverged":
@@ -140,7 +145,8 @@ def _finish(run_id: int, outcome, owner: str) -> str:
                  f" (loss {outcome.final.get('loss')}, val_loss {outcome.final.get('val_loss')})")
     if not with_storage_retry(studies.finish_run, run_id, outcome.status, error=error, owner=owner,
                               diverged_epoch=outcome.diverged_epoch):
-        log.warning("run %s was taken over by another worker; this one's result is dropped", run_id)
+        event("run_superseded", run_id, logging.WARNING, reason="taken over by another worker; result dropped")
         return "superseded"
-    log.info("run %s %s after %s epochs", run_id, outcome.status, outcome.epochs_completed)
+    event("run_finished", run_id, status=outcome.status, epochs_completed=outcome.epochs_completed,
+          diverged_epoch=outcome.diverged_epoch, val_accuracy=outcome.final.get("val_accuracy"))
     return outcome.status

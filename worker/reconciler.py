@@ -16,6 +16,7 @@ from app.settings import get_settings
 from app.storage import studies
 from app.storage.db import StorageUnavailable
 from worker.broker_inspect import run_ids_in_broker
+from worker.events import event
 from worker.watchdog import check_consumer
 
 log = logging.getLogger("initlab.reconciler")
@@ -32,17 +33,15 @@ def sweep_orphaned_runs() -> list[int]:
             studies.finish_run(run_id, "failed", error=(
                 f"the worker was lost {run.attempts} times while training this run "
                 "(killed, or out of memory?); not retried again"))
-            log.warning("run %s failed after %s lost attempts", run_id, run.attempts)
+            event("run_failed", run_id, logging.WARNING, error=f"worker lost {run.attempts} times; not retried")
         elif studies.release_run(run_id, note="worker lost; requeued"):
             requeued.append(run_id)
-    if requeued:
-        log.warning("requeued orphaned runs %s", requeued)
+            event("run_requeued", run_id, logging.WARNING, reason="lease expired (worker lost)")
     lost = forget_lost_messages()
-    if lost:
-        log.warning("the broker lost the messages of queued runs %s; sending them again", lost)
-    sent = dispatch()
-    if sent:
-        log.info("dispatched queued runs that no message carried: %s", sent)
+    for run_id in lost:
+        event("run_message_lost", run_id, logging.WARNING, message="the broker lost its message; sending them again")
+    for run_id in dispatch():
+        event("run_dispatched", run_id, reason="no message carried it")
     return requeued
 
 

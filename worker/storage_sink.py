@@ -19,9 +19,9 @@ from typing import Any
 from app.settings import get_settings
 from app.storage import records, studies
 from app.storage.db import StorageUnavailable
+from worker.events import event
 from worker.retry import with_storage_retry
 
-log = logging.getLogger("initlab.worker")
 
 
 def worker_identity() -> str:
@@ -41,7 +41,8 @@ class StorageSink:
         self._stop: dict[int, bool] = {}
 
     def record_epoch(self, run_id: int, epoch: int, metrics: dict[str, float]) -> None:
-        self._fenced(records.record_epoch, run_id, epoch, metrics)
+        if self._fenced(records.record_epoch, run_id, epoch, metrics):
+            event("epoch_recorded", run_id, epoch=epoch, **metrics)
 
     def record_layers(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
         self._fenced(records.record_layers, run_id, epoch, layers)
@@ -86,14 +87,17 @@ class StorageSink:
         except StorageUnavailable:
             self._last_beat[run_id] = time.monotonic() - self._interval / 2  # try again soon
 
-    def _fenced(self, write, run_id: int, *args) -> None:
+    def _fenced(self, write, run_id: int, *args) -> bool:
+        """Write while this worker still owns the run; True if it wrote."""
         if self._stop.get(run_id) and not self._still_mine(run_id):
-            return
+            return False
         try:
             with_storage_retry(write, run_id, *args, owner=self.owner)
+            return True
         except records.NotOwner as exc:
-            log.warning("%s; stopping it here", exc)
+            event("run_fenced", run_id, logging.WARNING, reason=f"{exc}; stopping it here")
             self._stop[run_id] = True
+            return False
 
     def _still_mine(self, run_id: int) -> bool:
         run = studies.get_run(run_id)

@@ -38,6 +38,13 @@ def _stop_training(**_kwargs) -> None:
     _reconciler_stop.set()
 
 
+@signals.after_setup_logger.connect
+def _json_event_lines(**_kwargs) -> None:
+    from worker import events
+
+    events.configure()
+
+
 @signals.worker_init.connect
 def _load_training_core(**_kwargs) -> None:
     # Import Keras and TensorFlow (seconds) before taking work, not inside the first

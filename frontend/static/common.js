@@ -213,7 +213,7 @@ export function formatTime(iso) {
 }
 
 /** "2 queued · 1 succeeded", in a fixed order. */
-const STATUS_ORDER = ["running", "queued", "succeeded", "failed", "cancelled"];
+const STATUS_ORDER = ["running", "queued", "succeeded", "diverged", "failed", "cancelled"];
 export function formatCounts(counts) {
   const keys = Object.keys(counts || {}).sort((a, b) => STATUS_ORDER.indexOf(a) - STATUS_ORDER.indexOf(b));
   return keys.length ? keys.map((k) => `${counts[k]} ${k}`).join(" · ") : "no runs";

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 
@@ -59,6 +60,13 @@ def test_a_study_trains_through_redis_into_postgres(stack, page, artifacts):
         assert [epoch["epoch"] for epoch in run["epochs"]] == [1, 2]
         assert all(0.0 <= epoch["val_accuracy"] <= 1.0 and epoch["seconds"] > 0 for epoch in run["epochs"])
     he_run, zeros_run = (run["id"] for run in done["runs"])
+
+    # The worker logged one JSON line per event, each naming its run.
+    lines = [json.loads(line) for line in (logs / "worker.log").read_text().splitlines() if line.startswith("{")]
+    for run_id in (he_run, zeros_run):
+        seen = [line["event"] for line in lines if line["run_id"] == run_id]
+        assert seen == ["run_claimed", "epoch_recorded", "epoch_recorded", "run_finished"], (run_id, seen)
+    assert "postgres" not in (logs / "worker.log").read_text().split("[tasks]")[-1]  # no URL, no credentials
 
     _, he_layers = processes.http("GET", f"{base}/api/runs/{he_run}/layers?epoch=0")
     assert [layer["layer"] for layer in he_layers["layers"]] == ["dense_0", "dense_1", "output"]
