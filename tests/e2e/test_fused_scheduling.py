@@ -7,6 +7,7 @@ run of a group can be cancelled while its partners train on.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -61,7 +62,9 @@ def test_a_study_trains_as_groups_shared_by_the_workers(app):
     # Runs 1+2 and 3+4 were claimed together (one group each), by two different workers.
     hosts = [run["worker_host"] for run in runs]
     assert hosts[0] == hosts[1] and hosts[2] == hosts[3] and hosts[0] != hosts[2], hosts
-    assert len(re.findall(r"runs \[\d+, \d+\] claimed", log.read_text())) >= 2
+    claims = [json.loads(line) for line in log.read_text().splitlines() if '"event":"run_claimed"' in line]
+    groups = {tuple(claim["group"]) for claim in claims if claim["group"]}
+    assert {tuple(run["id"] for run in runs[:2]), tuple(run["id"] for run in runs[2:])} <= groups, claims
 
     _, metrics = processes.http("GET", f"{base}/api/studies/{study['id']}/metrics")
     for run in metrics["runs"]:
