@@ -7,7 +7,7 @@ everywhere else. Aggregates leave non-finite values out and say how many values 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -55,6 +55,72 @@ class GroupTable(BaseModel):
     leader: bool = Field(description="highest mean final validation accuracy of the study")
 
 
+class MeanCI(Numbers):
+    """Over seeds: the mean with its 95 % bootstrap CI (null below 2 values)."""
+
+    mean: Value
+    std: Value = Field(description="sample standard deviation over seeds (ddof=1); null below 2 values")
+    ci_low: Value
+    ci_high: Value
+    n: int = Field(description="seeds (finite values) used")
+
+
+class PairedDifference(MeanCI):
+    """This initializer minus the baseline, seed by seed (same seed = same data order and dropout)."""
+
+    seeds: list[int] = Field(description="the seeds paired")
+    distinguishable: bool | None = Field(description="false when the CI includes 0; null for the baseline itself "
+                                                     "or with fewer than 2 paired seeds")
+    verdict: Literal["baseline", "too few paired seeds", "not distinguishable", "higher", "lower"]
+
+
+class Differences(BaseModel):
+    final_val_accuracy: PairedDifference
+    best_val_accuracy: PairedDifference
+
+
+class SeedEpoch(BaseModel):
+    seed: int
+    epoch: int | None = Field(description="first epoch at or above the threshold; null: never reached")
+
+
+class ThresholdEpochs(Numbers):
+    runs: int = Field(description="finished runs considered")
+    reached: int
+    mean: Value = Field(description="mean epoch over the seeds that reached the threshold")
+    min: int | None
+    max: int | None
+    per_seed: list[SeedEpoch]
+
+
+class GroupStatistics(BaseModel):
+    """Seed-paired statistics of one initializer, over its finished runs (see StudyStatistics.diverged_rule)."""
+
+    rank: int | None = Field(description="by mean final validation accuracy, 1 = highest; equal means share a rank")
+    tied_with: list[str] = Field(description="keys of the initializers with the same mean")
+    runs: int
+    used: int = Field(description="finished runs counted: succeeded or diverged")
+    active: int = Field(description="queued or running: counted once finished")
+    excluded: int = Field(description="failed or cancelled runs, left out")
+    diverged: int = Field(description="counted runs that diverged")
+    final_val_accuracy: MeanCI
+    best_val_accuracy: MeanCI
+    difference: Differences
+    epochs_to_threshold: ThresholdEpochs
+
+
+class StudyStatistics(BaseModel):
+    baseline: str | None = Field(description="key of the initializer the differences are against")
+    baseline_reason: str
+    requested_baseline: str | None
+    default_baseline: str = Field(description="he_normal for the ReLU family, glorot_uniform otherwise")
+    threshold: float = Field(description="validation accuracy, percent, of epochs_to_threshold")
+    confidence_level: float
+    method: str
+    diverged_rule: str
+    ranking: list[str] = Field(description="group keys, best first (groups without a finished run left out)")
+
+
 class Group(BaseModel):
     """One initializer choice (id + parameters) and its runs, one per seed."""
 
@@ -67,6 +133,7 @@ class Group(BaseModel):
     seeds: list[int]
     table: GroupTable
     curves: Curves
+    stats: GroupStatistics | None = Field(default=None, description="seed-paired statistics (null in the compare view)")
 
 
 class RunSeries(Numbers):
@@ -92,6 +159,8 @@ class StudySummaryView(BaseModel):
     groups: list[Group]
     runs: list[RunSeries] | None = Field(description="per-run series (null when not asked for)")
     downsampled: bool = Field(description="true when series were thinned to max_points epochs")
+    statistics: StudyStatistics | None = Field(default=None, description="baseline, threshold and method of the groups' "
+                                                                        "stats (null in the compare view)")
 
 
 class CompareView(BaseModel):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from app.api import dashboard_data as data
 from app.api import dashboard_events
@@ -24,6 +24,7 @@ from app.schemas_dashboard import (
 )
 from app.settings import get_settings
 from app.storage import views
+from worker.training.initializers import REGISTRY
 
 router = APIRouter(prefix="/api", tags=["dashboard"], responses=COMMON_RESPONSES)
 router.include_router(dashboard_events.router)
@@ -35,6 +36,22 @@ MaxPoints = Annotated[int, Query(ge=2, le=2000, description="at most this many e
 Bins = Annotated[int, Query(ge=4, le=256, description="bins of the shared edges")]
 Range = Annotated[Literal["full", "robust"], Query(
     description="full: min..max over the study; robust: mean +- 4 std per tensor, values outside counted apart")]
+
+
+def _known_baseline(key: str | None) -> str | None:
+    # A group key is an initializer id, plus "(name=value,...)" when it has parameters.
+    if key is not None and key.split("(", 1)[0] not in REGISTRY:
+        raise ValueError(f"unknown initializer {key.split('(', 1)[0]!r}; known: {', '.join(REGISTRY)}")
+    return key
+
+
+Baseline = Annotated[str | None, Query(
+    max_length=200, pattern=r"^[A-Za-z0-9_]+(\(.*\))?$",
+    description="group key the differences are against, e.g. he_normal or random_normal(stddev=0.01); when the "
+                "study lacks it: he_normal for the ReLU family, glorot_uniform otherwise, else the best ranked"),
+    AfterValidator(_known_baseline)]
+Threshold = Annotated[float, Query(gt=0, le=100, allow_inf_nan=False,
+                                   description="validation accuracy in percent for epochs_to_threshold")]
 STUDY_LIMITS = ("max_hidden_layers", "max_hidden_units", "max_epochs", "max_runs_per_study", "max_seeds",
                 "max_train_samples", "max_parameters")
 
@@ -54,9 +71,12 @@ def _study_of_run(run_id: int) -> int:
 
 
 @router.get("/studies/{study_id}/summary", response_model=StudySummaryView, responses=NOT_FOUND)
-def study_summary(study_id: EntityId, max_points: MaxPoints = 200, runs: bool = True) -> Response:
-    """Per initializer: verdict (final/best val accuracy over seeds, diverged runs) and mean/band curves."""
-    return _json(_found(data.study_summary(study_id, max_points, with_runs=runs), f"study {study_id}"))
+def study_summary(study_id: EntityId, max_points: MaxPoints = 200, runs: bool = True, baseline: Baseline = None,
+                  threshold: Threshold = 90.0) -> Response:
+    """Per initializer: verdict, mean/band curves, and seed-paired statistics (bootstrap CIs, paired difference
+    against a baseline, epochs to a validation-accuracy threshold, ranking); ``statistics`` says how."""
+    summary = data.study_summary(study_id, max_points, with_runs=runs, baseline=baseline, threshold=threshold)
+    return _json(_found(summary, f"study {study_id}"))
 
 
 @router.get("/studies/{study_id}/gradients", response_model=GradientView, responses=NOT_FOUND)
@@ -93,7 +113,8 @@ def compare(ids: Annotated[str, Query(pattern=r"^\d{1,10}(,\d{1,10}){0,11}$", de
     """Two or more studies' verdicts and mean curves, side by side (up to 12)."""
     found = []
     for study_id in dict.fromkeys(int(part) for part in ids.split(",")):
-        summary = data.study_summary(study_id, max_points, with_runs=False) if 0 < study_id < 2**31 else None
+        summary = (data.study_summary(study_id, max_points, with_runs=False, with_stats=False)
+                   if 0 < study_id < 2**31 else None)
         found.append(_found(summary, f"study {study_id}"))
     return _json(CompareView(studies=found))
 

@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 
 from app.analysis import histograms as hist
+from app.analysis.statistics import study_statistics
 from app.analysis.summary import (
     METRICS, aggregate, group_verdict, initializer_key, mark_leader, pick_epochs, run_verdict,
 )
 from app.schemas_dashboard import (
-    Band, Curves, GradientGroup, GradientView, Group, GroupTable, HistogramLayer, HistogramRun, HistogramView,
-    LayerRef, RunHistograms, RunPercentiles, RunSeries, StudySummaryView,
+    Band, Curves, GradientGroup, GradientView, Group, GroupStatistics, GroupTable, HistogramLayer, HistogramRun,
+    HistogramView, LayerRef, RunHistograms, RunPercentiles, RunSeries, StudyStatistics, StudySummaryView,
 )
 from app.api.dashboard_cache import CACHE
 from app.storage import views
@@ -57,8 +58,9 @@ def _band(series: list[dict[int, Any]], epochs: list[int]) -> Band:
     return Band(**aggregate(series, epochs))
 
 
-def study_summary(study_id: int, max_points: int = 200, with_runs: bool = True) -> StudySummaryView | None:
-    """Groups with their verdict (table row) and mean/band curves, plus per-run series."""
+def study_summary(study_id: int, max_points: int = 200, with_runs: bool = True, with_stats: bool = True,
+                  baseline: str | None = None, threshold: float = 90.0) -> StudySummaryView | None:
+    """Groups with their verdict (table row), mean/band curves and seed-paired statistics, plus per-run series."""
     header = views.study_header(study_id)
     if header is None:
         return None
@@ -68,9 +70,13 @@ def study_summary(study_id: int, max_points: int = 200, with_runs: bool = True) 
         by_run[row["run_id"]].append(row)
     all_epochs = sorted({row["epoch"] for rows in by_run.values() for row in rows})
     shown = pick_epochs(all_epochs, max_points)
-    groups, tables, series_out = [], [], []
+    groups, tables, series_out, paired = [], [], [], []
     for group in _groups(header["spec"], runs):
         verdicts = [run_verdict(by_run[run["id"]]) for run in group["runs"]]
+        paired.append({"key": group["key"], "initializer": group["initializer"], "runs": [
+            {"seed": run["seed"], "status": run["status"], "diverged": verdict["diverged"], "rows": by_run[run["id"]],
+             "final": verdict["final_val_accuracy"], "best": verdict["best_val_accuracy"]}
+            for run, verdict in zip(group["runs"], verdicts)]})
         tables.append(group_verdict(verdicts, [run["status"] for run in group["runs"]]))
         per_metric = {m: [{row["epoch"]: row[m] for row in by_run[run["id"]]} for run in group["runs"]] for m in METRICS}
         groups.append({
@@ -89,6 +95,11 @@ def study_summary(study_id: int, max_points: int = 200, with_runs: bool = True) 
                     diverged=verdict["diverged"], epochs=[row["epoch"] for row in rows],
                     **{m: [row[m] for row in rows] for m in METRICS}))
     leader = mark_leader(tables)
+    statistics, stats = None, [None] * len(groups)
+    if with_stats:
+        found = study_statistics(paired, str(header["spec"].get("model", {}).get("activation", "relu")), baseline, threshold)
+        stats = [GroupStatistics(**{k: v for k, v in g.items() if k != "key"}) for g in found.pop("groups")]
+        statistics = StudyStatistics(**found)
     counts: dict[str, int] = defaultdict(int)
     for run in runs:
         counts[run["status"]] += 1
@@ -96,8 +107,9 @@ def study_summary(study_id: int, max_points: int = 200, with_runs: bool = True) 
         study_id=study_id, name=header["name"], status=study_status(dict(counts)), created_at=header["created_at"],
         planned_epochs=int(header["spec"].get("training", {}).get("epochs") or max((r["epochs"] for r in runs), default=0)),
         seeds=list(header["spec"].get("seeds", [])),
-        groups=[Group(**g, table=GroupTable(**t, leader=i == leader)) for i, (g, t) in enumerate(zip(groups, tables))],
-        runs=series_out if with_runs else None, downsampled=len(shown) < len(all_epochs),
+        groups=[Group(**g, table=GroupTable(**t, leader=i == leader), stats=s)
+                for i, (g, t, s) in enumerate(zip(groups, tables, stats))],
+        runs=series_out if with_runs else None, downsampled=len(shown) < len(all_epochs), statistics=statistics,
     )
 
 

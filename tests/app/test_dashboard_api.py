@@ -251,3 +251,104 @@ def test_events_follow_a_training_run_until_the_study_ends(sqlite_app):
     assert halfway["fraction"] == pytest.approx(0.25) and halfway["started_at"].endswith("+00:00")
     versions = {payload["data_version"] for name, payload in events if name == "progress"}
     assert len(versions) >= 2, "a new epoch changes the data version"
+
+
+SEED_EFFECT = {0: 0.0, 1: 0.06, 2: 0.03, 3: 0.09}
+HE_UNIFORM_NOISE = {0: 0.01, 1: -0.01, 2: 0.02, 3: -0.02}
+
+
+def write_paired_study() -> int:
+    """ReLU; seeds 0-3 with their own effect on accuracy (up to 9 points). Per seed and epoch:
+    he_normal 0.70 + 0.05 epoch + seed effect; glorot_uniform 2 points above it on every seed;
+    he_uniform +1, -1, +2, -2 points (mean 0); zeros at chance, seed 2 still running after
+    epoch 1, seed 3 diverged (NaN) at epoch 2."""
+    from app.schemas import StudyCreate
+    from app.storage import records, studies
+
+    study = studies.create_study(StudyCreate(
+        name="paired", model={"hidden_units": [16], "activation": "relu"}, training={"epochs": 3},
+        initializers=["zeros", "he_normal", "glorot_uniform", "he_uniform"], seeds=[0, 1, 2, 3]))
+    for run in study.runs:
+        studies.claim_run(run.id, worker_host="test")
+        offset = {"he_normal": 0.0, "glorot_uniform": 0.02, "he_uniform": HE_UNIFORM_NOISE[run.seed]}.get(run.initializer)
+        for epoch in (1, 2, 3):
+            accuracy = 0.1 + 0.01 * (run.seed == 1) if offset is None else 0.70 + 0.05 * epoch + SEED_EFFECT[run.seed] + offset
+            metrics = {"loss": 1.0 / epoch, "accuracy": accuracy, "val_loss": 1.0 / epoch, "val_accuracy": accuracy, "seconds": 1.0}
+            if run.initializer == "zeros" and run.seed == 3 and epoch == 2:
+                metrics.update(loss=math.nan, val_loss=math.nan, val_accuracy=math.nan)
+            records.record_epoch(run.id, epoch, metrics)
+            if run.initializer == "zeros" and run.seed in (2, 3) and epoch == run.seed - 1:
+                break
+        if run.initializer == "zeros" and run.seed == 3:
+            studies.finish_run(run.id, "diverged", diverged_epoch=2)
+        elif not (run.initializer == "zeros" and run.seed == 2):
+            studies.finish_run(run.id, "succeeded")
+    return study.id
+
+
+def test_summary_statistics_pair_seeds_against_a_baseline(sqlite_app):
+    study_id = write_paired_study()
+    view = sqlite_app.get(f"/api/studies/{study_id}/summary?runs=false").json()
+    info = view["statistics"]
+    assert info["baseline"] == "he_normal" and info["default_baseline"] == "he_normal" and info["threshold"] == 90
+    assert info["ranking"] == ["glorot_uniform", "he_normal", "he_uniform", "zeros"]
+    stats = {g["key"]: g["stats"] for g in view["groups"]}
+    assert view["groups"][1]["table"]["final_val_accuracy"]["n"] == 4, "the verdict table is still there"
+
+    he, glorot, uniform, zeros = (stats[k] for k in ("he_normal", "glorot_uniform", "he_uniform", "zeros"))
+    finals = [0.85 + SEED_EFFECT[seed] for seed in range(4)]
+    assert he["final_val_accuracy"]["mean"] == pytest.approx(np.mean(finals))
+    assert he["final_val_accuracy"]["std"] == pytest.approx(np.std(finals, ddof=1))
+    assert min(finals) <= he["final_val_accuracy"]["ci_low"] < np.mean(finals) < he["final_val_accuracy"]["ci_high"] <= max(finals)
+    # Seeds spread he_normal over 9 points, yet glorot_uniform's 2-point gain on every seed is distinguishable.
+    gain = glorot["difference"]["final_val_accuracy"]
+    assert gain["mean"] == pytest.approx(0.02) and gain["ci_low"] > 0 and gain["verdict"] == "higher"
+    assert gain["seeds"] == [0, 1, 2, 3] and gain["distinguishable"] is True
+    noise = uniform["difference"]["final_val_accuracy"]
+    assert noise["mean"] == pytest.approx(0.0, abs=1e-9) and noise["ci_low"] < 0 < noise["ci_high"]
+    assert noise["verdict"] == "not distinguishable" and noise["distinguishable"] is False
+    assert he["difference"]["final_val_accuracy"]["verdict"] == "baseline"
+    assert (glorot["rank"], he["rank"], uniform["rank"], zeros["rank"]) == (1, 2, 2, 4)
+    assert he["tied_with"] == ["he_uniform"] and uniform["tied_with"] == ["he_normal"] and glorot["tied_with"] == []
+
+    # zeros: the running run waits, the diverged run's NaN final stays out; its best (0.1) counts.
+    assert (zeros["runs"], zeros["used"], zeros["active"], zeros["excluded"], zeros["diverged"]) == (4, 3, 1, 0, 1)
+    assert zeros["final_val_accuracy"]["n"] == 2 and zeros["final_val_accuracy"]["mean"] == pytest.approx(0.105)
+    assert zeros["best_val_accuracy"]["n"] == 3
+    lost = zeros["difference"]["final_val_accuracy"]
+    assert lost["seeds"] == [0, 1] and lost["mean"] == pytest.approx(np.mean([0.1 - 0.85, 0.11 - 0.91])) and lost["verdict"] == "lower"
+
+    # Epochs to 90 %: he_normal's seeds 1 and 3 at epoch 3; to 80 %: epochs 2, 1, 2, 1.
+    reach = he["epochs_to_threshold"]
+    assert (reach["runs"], reach["reached"], reach["mean"], reach["min"], reach["max"]) == (4, 2, 3, 3, 3)
+    low = sqlite_app.get(f"/api/studies/{study_id}/summary?runs=false&threshold=80").json()
+    reach = next(g["stats"]["epochs_to_threshold"] for g in low["groups"] if g["key"] == "he_normal")
+    assert [s["epoch"] for s in reach["per_seed"]] == [2, 1, 2, 1] and reach["mean"] == 1.5
+    assert low["statistics"]["threshold"] == 80
+
+    again = sqlite_app.get(f"/api/studies/{study_id}/summary?runs=false").json()
+    assert again["groups"] == view["groups"], "a fixed bootstrap seed: the same answer every time"
+
+
+def test_summary_statistics_baseline_choice_and_bad_parameters(sqlite_app):
+    study_id = write_paired_study()
+    url = f"/api/studies/{study_id}/summary?runs=false&max_points=2"
+    chosen = sqlite_app.get(f"{url}&baseline=glorot_uniform").json()
+    assert chosen["statistics"]["baseline"] == "glorot_uniform" and chosen["statistics"]["baseline_reason"] == "requested"
+    he = next(g["stats"] for g in chosen["groups"] if g["key"] == "he_normal")
+    assert he["difference"]["final_val_accuracy"]["mean"] == pytest.approx(-0.02)
+    assert he["difference"]["final_val_accuracy"]["verdict"] == "lower"
+    absent = sqlite_app.get(f"{url}&baseline=lecun_normal").json()["statistics"]
+    assert absent["baseline"] == "he_normal" and absent["requested_baseline"] == "lecun_normal"
+    assert "'lecun_normal' is not in this study" in absent["baseline_reason"]
+    for query, rule in (("baseline=he_magic", "unknown initializer 'he_magic'"), ("baseline=he%20normal", "pattern"),
+                        ("threshold=0", "greater than 0"), ("threshold=100.5", "less than or equal to 100"),
+                        ("threshold=nan", "finite"), ("threshold=high", "valid number")):
+        response = sqlite_app.get(f"{url}&{query}")
+        assert response.status_code == 422, query
+        field = query.split("=")[0]
+        assert [(e["field"], rule in e["msg"]) for e in response.json()["detail"]] == [(field, True)], response.text
+    assert sqlite_app.get(f"{url}&threshold=100").status_code == 200
+    assert sqlite_app.get("/api/studies/999/summary?baseline=he_normal").status_code == 404
+    compare = sqlite_app.get(f"/api/compare?ids={study_id}").json()["studies"][0]
+    assert compare["statistics"] is None and compare["groups"][0]["stats"] is None
