@@ -9,7 +9,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import catalog, dashboard, diagnostics, exports, failures, health, pages, runs, studies
+from app.api import catalog, dashboard, diagnostics, exports, failures, health, pages, runs, studies, theory
 from app.queue import QueueUnavailable
 from app.security import TokenGuard
 from app.settings import get_settings
@@ -61,7 +61,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(StorageUnavailable, _storage_unavailable)
     app.add_exception_handler(QueueUnavailable, _queue_unavailable)
-    for module in (studies, runs, catalog, health, pages, dashboard, diagnostics, failures, exports):
+    for module in (studies, runs, catalog, health, pages, dashboard, diagnostics, failures, exports, theory):
         app.include_router(module.router)
     pages.mount_static(app)
     settings = get_settings()

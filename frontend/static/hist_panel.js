@@ -25,6 +25,7 @@ export class HistPanel {
   constructor(studyId, onIsolate) {
     this.studyId = studyId;
     this.cache = new HistogramCache(studyId);
+    this.theories = new Map(); // tensor kind -> /theory answer (fixed once epoch 0 is recorded everywhere)
     this.chosenEpoch = null; // null: follow the latest epoch
     this.context = null;
     this.token = 0;
@@ -39,7 +40,7 @@ export class HistPanel {
       clearTimeout(timer);
       timer = setTimeout(() => this.safely(this.render()), 100);
     });
-    for (const id of ["hist-tensor", "hist-range"]) {
+    for (const id of ["hist-tensor", "hist-range", "hist-theory"]) {
       $(id).addEventListener("change", () => this.safely(this.render().then(() => this.renderEpochs())));
     }
     $("overlay-layer").addEventListener("change", () => this.safely(this.render()));
@@ -86,12 +87,32 @@ export class HistPanel {
     const layers = base.layers.map((l) => [l.layer, l.layer]);
     setOptions($("overlay-layer"), layers, layers[0]?.[0]);
     setOptions($("epochs-layer"), layers, layers[0]?.[0]);
-    const grid = gridFigure(base, current, groups, colours, { tensor: kind, epoch: chosen });
+    const theory = await this.theoryFor(kind, finished);
+    if (token !== this.token) return;
+    if (theory?.mismatches) {
+      $("hist-note").textContent += ` ⚠ ${theory.mismatches} tensor(s) at epoch 0 do not follow their initializer's`
+        + " distribution (KS above the threshold): see the red cells.";
+    }
+    const grid = gridFigure(base, current, groups, colours, { tensor: kind, epoch: chosen, theory });
     const hist = $("chart-hist");
     hist.style.minWidth = `${Math.max(1, groups.length) * 190 + 90}px`;
     const overlay = overlayFigure(current ?? base, $("overlay-layer").value, groups, colours, { tensor: kind, epoch: chosen, isolated });
     await Promise.all([draw(hist, grid), draw($("chart-overlay"), overlay)]);
     isolateOnLegendClick($("chart-overlay"), this.onIsolate);
+  }
+
+  /** The theory check for kernels or biases, when asked for; null for gradients or on an error. */
+  async theoryFor(kind, finished) {
+    if (!$("hist-theory").checked || (kind !== "kernel" && kind !== "bias")) return null;
+    if (this.theories.has(kind)) return this.theories.get(kind);
+    try {
+      const body = await fetchJSON(`/api/studies/${this.studyId}/theory?kind=${kind}`);
+      if (finished) this.theories.set(kind, body);
+      return body;
+    } catch (err) {
+      console.warn("initlab: theory", err);
+      return null;
+    }
   }
 
   async renderEpochs() {

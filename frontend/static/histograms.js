@@ -59,7 +59,7 @@ function outsideNote(outline) {
 }
 
 /** (a) rows = layers, columns = groups. base / current: /histograms answers at epoch 0 and the chosen epoch. */
-export function gridFigure(base, current, groups, colours, { tensor, epoch }) {
+export function gridFigure(base, current, groups, colours, { tensor, epoch, theory = null }) {
   const source = current ?? base;
   const layers = (source?.layers ?? []).filter((l) => l.runs.length || base?.layers.some((b) => b.layer === l.layer));
   const data = [];
@@ -104,6 +104,7 @@ export function gridFigure(base, current, groups, colours, { tensor, epoch }) {
         const top = Math.max(...after.y);
         if (before?.y.length && top > 0 && Math.max(...before.y) > 3 * top) yaxis.range = [0, top * 1.15];
       }
+      theoryTraces(theory, layer.layer, group, xa, ya, label, data, annotations);
       const note = [before, after].filter(Boolean).map(outsideNote).filter(Boolean).at(-1);
       if (note) {
         annotations.push({ text: `⚠ ${note}`, showarrow: false, xref: `${xa} domain`, yref: `${ya} domain`, x: 1, y: 1,
@@ -127,6 +128,30 @@ export function gridFigure(base, current, groups, colours, { tensor, epoch }) {
     });
   });
   return { data, layout };
+}
+
+/**
+ * The initializer's promised density (dashed) over the epoch-0 outline, and the KS statistic of
+ * the group's runs against it (red when a run's tensor does not follow it: a registry bug or a
+ * data-dependent initializer). theory: the /theory answer for this tensor kind, or null.
+ */
+function theoryTraces(theory, layerName, group, xa, ya, label, data, annotations) {
+  const layer = theory?.layers.find((l) => l.layer === layerName);
+  if (!layer) return;
+  const curve = layer.curves.find((c) => c.run_ids.some((id) => group.run_ids.includes(id)));
+  if (curve?.x.length) {
+    data.push({ type: "scatter", mode: "lines", x: curve.x, y: curve.y, xaxis: xa, yaxis: ya,
+                line: { color: "#1b1f24", width: 1.2, dash: "dash" }, meta: { group: group.key, layer: layerName, theory: true },
+                hovertemplate: `${label}<br>theory: ${curve.label}<br>value %{x:.3g}<br>density %{y:.3g}<extra></extra>` });
+  }
+  const checks = layer.runs.filter((r) => group.run_ids.includes(r.run_id) && r.ks !== null);
+  if (!checks.length) return;
+  const worst = checks.reduce((a, b) => (b.ks > a.ks ? b : a));
+  const bad = checks.some((r) => r.mismatch);
+  annotations.push({ text: `${bad ? "⚠ " : ""}KS ${worst.ks.toFixed(3)}${bad ? " ≠ theory" : ""}`, showarrow: false,
+                     xref: `${xa} domain`, yref: `${ya} domain`, x: 0, y: 1, xanchor: "left", yanchor: "top",
+                     font: { size: 10, color: bad ? "#a1271d" : "#4a525c" },
+                     hovertext: `${curve?.label ?? "no closed form"}; KS ${worst.ks.toFixed(4)} (flagged above ${worst.threshold.toFixed(4)})` });
 }
 
 /** (b) one layer, every group at the chosen epoch on one axis. */

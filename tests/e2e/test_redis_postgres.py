@@ -90,10 +90,14 @@ def test_a_study_trains_through_redis_into_postgres(stack, page, artifacts):
     page.goto(f"{base}/studies/{study['id']}")
     page.wait_for_function("() => document.getElementById('study').dataset.ready === 'true'", timeout=30000)
     traces = page.evaluate("""() => ['chart-val-accuracy', 'chart-loss', 'chart-gradients', 'chart-hist'].map(
-        id => document.getElementById(id).data.filter(t => (t.y || []).some(v => v !== null)).length)""")
+        id => document.getElementById(id).data.filter(t => (t.y || []).some(v => v !== null) && !(t.meta || {}).theory).length)""")
     assert traces[0] == 2 * 3 and traces[1] == 2 * 3, traces  # 2 initializers x (band low, band high, mean)
     assert traces[2] == 3 * 2 * 3, traces  # 3 layers x 2 initializers
     assert traces[3] == 3 * 2 * 2, traces  # 3 layers x 2 initializers x (epoch 0, epoch 2)
+    # The real runs' weights at init follow their initializers' distributions: no cell is flagged.
+    ks_notes = page.evaluate("""() => document.getElementById('chart-hist').layout.annotations
+        .map(a => a.text).filter(t => t.includes('KS '))""")
+    assert len(ks_notes) == 3 * 2 and not any("theory" in note for note in ks_notes), ks_notes
     # zeros: no gradient reaches the first layer, drawn as a marker on the log axis's floor
     symbols = page.evaluate("""() => document.getElementById('chart-gradients').data
         .filter(t => t.meta.role === 'mean' && t.meta.group === 'zeros' && t.meta.layer === 'dense_0')

@@ -33,7 +33,7 @@ def _figure(page, chart: str) -> dict:
     return page.eval_on_selector(f"#{chart}", """el => ({
         n: el.data.length, layout: {title: el.layout.title && el.layout.title.text, meta: el.layout.meta || null},
         traces: el.data.map(t => ({type: t.type, name: t.name, group: t.legendgroup || (t.meta && t.meta.group) || null,
-          role: t.meta && t.meta.role, colour: t.line && t.line.color, visible: t.visible, y: t.y, z: t.z,
+          role: t.meta && t.meta.role, theory: !!(t.meta && t.meta.theory), colour: t.line && t.line.color, visible: t.visible, y: t.y, z: t.z,
           yaxis: t.yaxis || 'y'})),
         axes: Object.keys(el._fullLayout).filter(k => /^yaxis\\d*$/.test(k)).map(k => el._fullLayout[k].type)})""")
 
@@ -108,7 +108,11 @@ def test_finished_study_draws_every_chart(live_server, finished_study, page, art
 
     # Histograms on shared edges: 3 layers x 2 initializers x (epoch 0, latest epoch).
     hist = _figure(page, "chart-hist")
-    assert hist["n"] == 12 and hist["layout"]["meta"]["epoch"] == 3
+    assert sum(not t["theory"] for t in hist["traces"]) == 12 and hist["layout"]["meta"]["epoch"] == 3
+    # ... and each initializer's promised density over epoch 0, with the KS statistic per cell.
+    assert sum(t["theory"] for t in hist["traces"]) == 6
+    assert page.evaluate("""() => document.getElementById('chart-hist').layout.annotations
+        .filter(a => a.text.includes('KS ')).length""") == 6
     assert _figure(page, "chart-overlay")["n"] == 2
     slider = page.get_by_label("Epoch", exact=True)
     slider.focus()
