@@ -220,6 +220,10 @@ def _redacted(url: str) -> str:
     return url
 
 
+from app.cli_client import register  # noqa: E402  (`initlab submit` and `initlab export`)
+register(cli)
+
+
 def main() -> None:
     cli()
 

@@ -1,0 +1,291 @@
+"""``initlab submit`` and ``initlab export``: a running server's API from a terminal.
+
+Registered onto app.cli's Typer app by ``register``. They speak plain HTTP through the
+standard library's urllib (httpx is only a test dependency), so they add nothing to what
+the server's environment installs. Exit codes: 0 done; 1 a run failed or was cancelled,
+the server answered an error, or could not be reached; 2 the study was refused (bad file,
+422) -- the code Typer gives any other bad input.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.settings import get_settings
+
+out = Console()
+err = Console(stderr=True)
+FINISHED_OK = {"succeeded", "diverged"}
+TERMINAL = FINISHED_OK | {"failed", "cancelled"}
+STATUS_STYLE = {"queued": "dim", "running": "cyan", "succeeded": "green", "diverged": "yellow", "failed": "red",
+                "cancelled": "magenta"}
+
+UrlOption = typer.Option(None, "--url", help="the server (default: http://127.0.0.1:$INITLAB_PORT)")
+TokenOption = typer.Option(None, "--token", help="API token (default: $INITLAB_API_TOKEN)", show_default=False)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status, self.body = status, body
+
+    def message(self) -> str:
+        detail = self.body.get("detail") if isinstance(self.body, dict) else self.body
+        if self.status == 401:
+            return "the server wants an API token: pass --token or set INITLAB_API_TOKEN"
+        if isinstance(detail, list):  # a 422: one line per field
+            return "\n".join(f"  {item.get('field', '?')}: {item.get('msg', item)}" if isinstance(item, dict) else f"  {item}"
+                             for item in detail)
+        return f"HTTP {self.status}: {detail}"
+
+
+class Client:
+    """The API at ``url``, with the bearer token when there is one."""
+
+    def __init__(self, url: str | None, token: str | None) -> None:
+        settings = get_settings()
+        self.url = (url or f"http://127.0.0.1:{settings.port}").rstrip("/")
+        secret = settings.api_token.get_secret_value() if settings.api_token else None
+        self.token = token or secret
+
+    def open(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30):
+        """The response (caller closes it); ApiError for an error status, SystemExit if unreachable."""
+        sent = {"Accept": "application/json", **(headers or {})}
+        if self.token:
+            sent["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data, sent["Content-Type"] = json.dumps(body).encode(), "application/json"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
+        try:
+            return urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                parsed: Any = json.loads(raw)
+            except ValueError:
+                parsed = raw.decode("utf-8", "replace")
+            raise ApiError(exc.code, parsed) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Unreachable(f"cannot reach {self.url} ({reason}); is `initlab up` running there?") from None
+
+    def json(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        with self.open(method, path, body, headers) as response:
+            return json.loads(response.read() or b"null")
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Format(str, enum.Enum):
+    csv = "csv"
+    json = "json"
+    tensorboard = "tensorboard"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]{escape(message)}[/red]", highlight=False)
+    return typer.Exit(code)
+
+
+def load_study(path: Path) -> dict[str, Any]:
+    """The POST /api/studies body from a YAML or JSON file (YAML is read unless it ends in .json)."""
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        body = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise _fail(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}", 2) from None
+    if not isinstance(body, dict):
+        raise _fail(f"{path}: a study is a mapping (name, dataset, model, training, initializers, seeds)", 2)
+    return body
+
+
+def _create(client: Client, body: dict[str, Any]) -> dict[str, Any]:
+    # One key for every attempt: a POST repeated after a lost answer returns the first study.
+    key = {"Idempotency-Key": f"cli-{uuid.uuid4()}"}
+    for attempt in range(3):
+        try:
+            return client.json("POST", "/api/studies", body, key)
+        except ApiError as exc:
+            if exc.status != 503 or attempt == 2:
+                raise
+        except Unreachable:
+            if attempt == 2:
+                raise
+        time.sleep(2.0)
+    raise AssertionError("unreachable")
+
+
+def _describe(run: dict[str, Any]) -> str:
+    params = ", ".join(f"{name}={value:g}" for name, value in sorted(run["initializer_params"].items()))
+    return f"run {run['id']:>4} {run['initializer']}{f'({params})' if params else ''} seed {run['seed']}"
+
+
+def _progress_state(run: dict[str, Any]) -> dict[str, Any]:
+    status, epoch, epochs = run["status"], run["epoch"], max(1, run["epochs"])
+    done = float(epochs) if status == "succeeded" else float(epoch)
+    if status == "running" and run.get("batches"):
+        done = min(epochs, epoch + run["batch"] / run["batches"])
+    note = status + (f" at epoch {run['diverged_epoch']}" if status == "diverged" and run.get("diverged_epoch") else "")
+    style = STATUS_STYLE.get(status, "")
+    return {"total": epochs, "completed": done, "epochs": f"epoch {epoch} of {epochs}", "status": f"[{style}]{note}[/{style}]"}
+
+
+def wait_for(client: Client, study: dict[str, Any], interval: float, timeout: float) -> dict[str, Any]:
+    """Poll the study, one bar per run, until every run is finished; returns the last study."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[epochs]}"),
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    deadline = time.monotonic() + timeout if timeout else None
+    with Progress(*columns, console=err, transient=False) as progress:
+        tasks = {run["id"]: progress.add_task(_describe(run), **_progress_state(run)) for run in study["runs"]}
+        while True:
+            try:
+                study = client.json("GET", f"/api/studies/{study['id']}")
+            except (Unreachable, ApiError) as exc:  # a restart or a database blip: keep waiting
+                if isinstance(exc, ApiError) and exc.status not in (502, 503, 504):
+                    raise
+            for run in study["runs"]:
+                progress.update(tasks[run["id"]], **_progress_state(run))
+            if all(run["status"] in TERMINAL for run in study["runs"]):
+                return study
+            if deadline and time.monotonic() > deadline:
+                raise _fail(f"still running after {timeout:g} s; the study goes on at {client.url}/studies/{study['id']}")
+            time.sleep(interval)
+
+
+def _mean_std(stat: dict[str, Any] | None, percent: bool = True, digits: int = 2) -> str:
+    mean = (stat or {}).get("mean")
+    if not isinstance(mean, (int, float)):
+        return "–"
+    scale = 100.0 if percent else 1.0
+    text = f"{mean * scale:.{digits}f}"
+    if (stat or {}).get("n", 0) > 1 and isinstance(stat.get("std"), (int, float)):
+        text += f" ± {stat['std'] * scale:.{digits}f}"
+    return text + (" %" if percent else "")
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """Per initializer, over seeds: final and best validation accuracy, epoch of the best, diverged runs."""
+    table = Table(title=f"study {summary['study_id']}: {summary['name']} ({summary['status']})", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("initializer")
+    for heading in ("runs", "final val acc", "best val acc", "best epoch", "diverged"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for group in summary["groups"]:
+        row = group["table"]
+        name = group["label"] + (" ★" if row.get("leader") else "")
+        table.add_row(name, str(row["runs"]), _mean_std(row["final_val_accuracy"]), _mean_std(row["best_val_accuracy"]),
+                      _mean_std(row["best_epoch"], percent=False, digits=1), str(row["diverged"]))
+    table.caption = "mean ± std over seeds; ★ highest mean final val acc; diverged runs are left out of the means"
+    return table
+
+
+def submit(
+    study_file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                      help="the study, YAML or JSON: the body of POST /api/studies"),
+    wait: bool = typer.Option(False, "--wait", help="show a progress bar per run until all finish, then the summary"),
+    url: str | None = UrlOption,
+    token: str | None = TokenOption,
+    interval: float = typer.Option(1.0, min=0.1, help="seconds between polls with --wait"),
+    timeout: float = typer.Option(0.0, min=0.0, help="with --wait: give up after this many seconds (0: never)"),
+) -> None:
+    """Create a study on a running server; with --wait, follow it and print the summary table."""
+    client = Client(url, token)
+    body = load_study(study_file)
+    try:
+        study = _create(client, body)
+        out.print(f"study {study['id']} created: {len(study['runs'])} runs queued", highlight=False)
+        out.print(f"{client.url}/studies/{study['id']}", highlight=False, soft_wrap=True)
+        if not wait:
+            return
+        study = wait_for(client, study, interval, timeout)
+        summary = client.json("GET", f"/api/studies/{study['id']}/summary?runs=false")
+    except ApiError as exc:
+        raise _fail(f"the server refused the study:\n{exc.message()}" if exc.status == 422 else exc.message(),
+                    2 if exc.status == 422 else 1) from None
+    except Unreachable as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _fail(f"stopped waiting; the study goes on at {client.url}/studies/{study['id']}", 130) from None
+    out.print(summary_table(summary))
+    counts: dict[str, int] = {}
+    for run in study["runs"]:
+        counts[run["status"]] = counts.get(run["status"], 0) + 1
+    out.print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())), highlight=False)
+    if set(counts) - FINISHED_OK:
+        raise _fail("some runs did not finish: " + "; ".join(
+            f"run {run['id']} {run['status']}" + (f" ({run['error']})" if run.get("error") else "")
+            for run in study["runs"] if run["status"] not in FINISHED_OK))
+
+
+def _filename(disposition: str | None, fallback: str) -> str:
+    match = re.search(r'filename="?([^";]+)"?', disposition or "")
+    name = Path(match.group(1)).name if match else ""
+    return name or fallback
+
+
+def export(
+    study: int = typer.Argument(..., min=1, help="study id"),
+    format: Format = typer.Option(Format.csv, "--format", "-f", help="csv (long form), json or tensorboard (a zip)"),
+    output: Path | None = typer.Option(None, "--output", "-o",
+                                       help="file to write, '-' for stdout (default: the server's file name, here)"),
+    histograms: bool = typer.Option(True, "--histograms/--no-histograms", help="include histograms (large)"),
+    url: str | None = UrlOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Download a study's export (GET /api/studies/{id}/export)."""
+    client = Client(url, token)
+    query = f"?format={format.value}&histograms={'true' if histograms else 'false'}"
+    try:
+        response = client.open("GET", f"/api/studies/{study}/export{query}", timeout=300)
+    except ApiError as exc:
+        raise _fail(exc.message()) from None
+    except Unreachable as exc:
+        raise _fail(str(exc)) from None
+    with response:
+        if output is not None and str(output) == "-":
+            while chunk := response.read(1 << 20):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        target = output or Path(_filename(response.headers.get("Content-Disposition"), f"initlab-study-{study}"))
+        if target.is_dir():
+            target = target / _filename(response.headers.get("Content-Disposition"), f"initlab-study-{study}")
+        partial = target.with_name(target.name + ".part")  # a broken download leaves no half file under the name
+        size = 0
+        try:
+            with open(partial, "wb") as handle:
+                while chunk := response.read(1 << 20):
+                    handle.write(chunk)
+                    size += len(chunk)
+        except OSError as exc:  # includes http.client.IncompleteRead's parent errors
+            partial.unlink(missing_ok=True)
+            raise _fail(f"the download broke off after {size} bytes: {exc}") from None
+        os.replace(partial, target)
+    err.print(f"wrote {target} ({size / 1024:.1f} kB)", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(submit)
+    app.command()(export)
