@@ -72,10 +72,14 @@ def _study_of_run(run_id: int) -> int:
 
 @router.get("/studies/{study_id}/summary", response_model=StudySummaryView, responses=NOT_FOUND)
 def study_summary(study_id: EntityId, max_points: MaxPoints = 200, runs: bool = True, baseline: Baseline = None,
-                  threshold: Threshold = 90.0) -> Response:
+                  threshold: Threshold = 90.0,
+                  stats: Annotated[bool, Query(description="include the seed-paired statistics (bootstrap: "
+                                                           "the slow part; the charts ask without)")] = True,
+                  ) -> Response:
     """Per initializer: verdict, mean/band curves, and seed-paired statistics (bootstrap CIs, paired difference
     against a baseline, epochs to a validation-accuracy threshold, ranking); ``statistics`` says how."""
-    summary = data.study_summary(study_id, max_points, with_runs=runs, baseline=baseline, threshold=threshold)
+    summary = data.study_summary(study_id, max_points, with_runs=runs, with_stats=stats, baseline=baseline,
+                                 threshold=threshold)
     return _json(_found(summary, f"study {study_id}"))
 
 

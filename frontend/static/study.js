@@ -106,7 +106,7 @@ async function refreshData() {
     const early = window.INITLAB_EARLY;
     window.INITLAB_EARLY = null; // used once: later refreshes must see new data
     const [study, summary] = await Promise.all(early ? [readJSON(early.study), readJSON(early["/summary"])]
-      : [fetchJSON(`/api/studies/${studyId}`), fetchJSON(`/api/studies/${studyId}/summary`)]);
+      : [fetchJSON(`/api/studies/${studyId}`), fetchJSON(`/api/studies/${studyId}/summary?stats=false`)]);
     Object.assign(state, { study, summary, colours: colourMap(summary.groups.map((g) => g.key)) });
     await drawFirstCurve();
     renderHeader();
