@@ -1,0 +1,99 @@
+"""The signal-propagation page in a real headless Chromium against a real uvicorn server that
+probes real MNIST images: the seed-002 preset draws the three charts, and a request the server
+refuses comes back next to the field. Asserts on Plotly's own DOM; screenshots in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+PAGE = "/diagnostics/signal-propagation"
+CHARTS = ("chart-activation", "chart-gradient", "chart-dead")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, request):
+    """live_server, started with INITLAB_DATA_DIR pointing at the real data sets."""
+    saved = os.environ.get("INITLAB_DATA_DIR")
+    os.environ["INITLAB_DATA_DIR"] = str(data_dir)
+    try:
+        yield request.getfixturevalue("live_server")
+    finally:
+        if saved is None:
+            os.environ.pop("INITLAB_DATA_DIR", None)
+        else:
+            os.environ["INITLAB_DATA_DIR"] = saved
+
+
+def _open(page, server):
+    page.goto(f"{server}{PAGE}")
+    page.wait_for_function("() => document.getElementById('signal-form').dataset.ready === 'true'")
+
+
+def _figure(page, chart: str) -> dict:
+    return page.eval_on_selector(f"#{chart}", """el => ({
+        names: el.data.map(t => t.name), colours: el.data.map(t => t.line.color), x: el.data.map(t => t.x),
+        y: el.data.map(t => t.y), yaxis: el._fullLayout.yaxis.type, title: el.layout.title.text})""")
+
+
+def test_seed_002_preset_draws_three_charts(server, page, artifacts):
+    _open(page, server)
+    catalog = page.evaluate("() => fetch('/api/initializers').then(r => r.json())")
+    assert page.locator("#s-initializer-list input[type=checkbox]").count() == len(catalog)  # one per registry entry
+    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+        page.get_by_role("button", name="Seed 002: ReLU, 20 layers, He normal vs uniform ±1/√fan_in").click()
+    assert answer.value.status == 200
+    assert sorted(answer.value.request.post_data_json["initializers"]) == ["he_normal", "uniform_fan_in"]
+    page.wait_for_function("() => document.getElementById('signal-results').dataset.ready === 'true'", timeout=60000)
+    assert page.get_by_label("Hidden layers", exact=True).input_value() == "20"
+    assert page.get_by_label("He normal", exact=True).is_checked()
+
+    figures = {chart: _figure(page, chart) for chart in CHARTS}
+    names = figures["chart-activation"]["names"]
+    assert sorted(names) == ["He normal", "Uniform ±1/√fan_in"]
+    for chart, figure in figures.items():
+        assert figure["names"] == names, chart
+        assert figure["x"][0] == list(range(1, 22)), chart
+    assert [figures[chart]["yaxis"] for chart in CHARTS] == ["log", "log", "linear"]
+    colours = {tuple(figure["colours"]) for figure in figures.values()}
+    assert len(colours) == 1 and len(set(next(iter(colours)))) == 2  # one colour per initializer, on every chart
+
+    # The charts carry seed 002's argument: He's line stays flat, the uniform rule's falls away.
+    series = dict(zip(names, figures["chart-activation"]["y"]))
+    he, uniform = (np.array(series[name][:20], dtype=float) for name in ("He normal", "Uniform ±1/√fan_in"))
+    assert np.all((he / he[0] >= 1 / 4) & (he / he[0] <= 4))
+    assert uniform[-1] < uniform[0] / 100
+    dead = np.array(figures["chart-dead"]["y"][0][:20], dtype=float)
+    assert np.all((dead >= 0) & (dead < 1))
+    summary = page.locator("#signal-summary").inner_text()
+    assert "He normal: layer 20 keeps" in summary and "Uniform ±1/√fan_in: layer 20 keeps" in summary
+    page.screenshot(path=str(artifacts / "signal_seed_002.png"), full_page=True)
+    assert page.watch.errors == [] and page.watch.external() == []
+
+
+def test_server_refusal_lands_by_the_field(server, page):
+    _open(page, server)
+    page.get_by_label("Hidden layers", exact=True).fill("3")
+    page.get_by_label("Units per layer", exact=True).fill("4096")  # 784·4096 + 2·4096² weights: past INITLAB_MAX_PARAMETERS
+    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+        page.get_by_role("button", name="Probe the untrained network").click()
+    assert answer.value.status == 422
+    page.locator("#err-model-hidden_units:not(:empty)").wait_for()
+    assert "INITLAB_MAX_PARAMETERS" in page.locator("#err-model-hidden_units").inner_text()
+    assert page.get_by_label("Units per layer", exact=True).get_attribute("aria-invalid") == "true"
+    assert "rejected" in page.locator("#signal-error").inner_text()
+    assert page.locator("#signal-results").is_hidden()
+
+    # Checked in the page before asking: no initializer ticked.
+    for box in page.locator("#s-initializer-list input[type=checkbox]").all():
+        box.uncheck()
+    page.get_by_label("Units per layer", exact=True).fill("16")
+    page.get_by_role("button", name="Probe the untrained network").click()
+    assert "at least one" in page.locator("#err-initializers").inner_text()
+    errors = [e for e in page.watch.errors if "422" not in e]  # the browser's own log line for the refused POST
+    assert errors == []
