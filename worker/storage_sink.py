@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.settings import get_settings
-from app.storage import records, studies
+from app.storage import diagnostics, records, studies
 from app.storage.db import StorageUnavailable
 from worker.events import event
 from worker.retry import with_storage_retry
@@ -46,6 +46,9 @@ class StorageSink:
 
     def record_layers(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
         self._fenced(records.record_layers, run_id, epoch, layers)
+
+    def record_diagnostics(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
+        self._fenced(diagnostics.record_diagnostics, run_id, epoch, layers)
 
     def progress(self, run_id: int, epoch: int, batch: int, batches: int) -> None:
         now = time.monotonic()

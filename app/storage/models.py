@@ -133,3 +133,33 @@ class LayerStat(Base):
     # them any histogram on shared edges, and any percentile band, can be drawn
     # for every run and epoch of a study, within 1/Q of the values per bin.
     quantiles: Mapped[list[Any] | None] = mapped_column(default=None)
+
+
+class LayerDiagnostic(Base):
+    """How one Dense layer's units behaved on the probe batch at one epoch (0 = at init).
+
+    Written by the worker beside layer_stats (worker/training/activations.py); the failure
+    tags (dead ReLUs, saturation, symmetry never broken) are decided from these rows at read
+    time, so a change of threshold needs no new training. A fraction is NULL where it does
+    not apply (dead units for a non-ReLU layer, saturation for a non-tanh/sigmoid one).
+    """
+
+    __tablename__ = "layer_diagnostics"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", "layer", name="uq_layer_diagnostics_run_epoch_layer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int]
+    layer: Mapped[str] = mapped_column(String(64))
+    layer_index: Mapped[int]
+    activation: Mapped[str] = mapped_column(String(32))
+    units: Mapped[int]
+    # Share of units that output 0 on every probe sample (ReLU layers).
+    dead_fraction: Mapped[float | None]
+    # Share of (sample, unit) outputs within 1 % of the activation's bounds (tanh, sigmoid).
+    saturated_fraction: Mapped[float | None]
+    mean: Mapped[float | None]
+    std: Mapped[float | None]
+    # max |unit j's incoming weights and bias - unit 0's| / max |weight|; NULL: one unit or non-finite weights.
+    unit_spread: Mapped[float | None]
+    units_identical: Mapped[bool | None] = mapped_column(Boolean, default=None)

@@ -1,1 +1,115 @@
-// Study page section for issue 6 (filled in by its own change); the section stays hidden until then.
+// "Failure modes": per run the tags the server decided from what the worker measured (diverged,
+// dead ReLUs, saturation, vanishing or exploding gradients, symmetry never broken), each a chip
+// whose tooltip is its evidence (epoch, layer, value), and a heatmap of how often each
+// initializer (per activation) ends in each mode. GET /api/studies/{id}/failures; the section
+// shows once a run has recorded its initialization, and polls while runs are unfinished.
+import { badge, el, fetchJSON, refreshMs } from "./common.js";
+import { FONT, PLOT_CONFIG } from "./charts.js";
+
+const root = document.getElementById("study");
+const section = document.getElementById("failures-section");
+const body = document.getElementById("failures-body");
+const studyId = root?.dataset.studyId;
+
+const state = { request: 0, timer: null, renders: 0 };
+const parts = {};
+
+function build() {
+  parts.matrix = el("div", { id: "failures-matrix", class: "chart failures-matrix", role: "img",
+                             "aria-label": "Share of runs with each failure mode, per initializer and activation" });
+  parts.table = el("table", { id: "failures-table", class: "data-table" },
+    el("caption", { class: "visually-hidden", text: "Every measured run with its failure modes; each tag's evidence is in its tooltip" }),
+    el("thead", {}, el("tr", {}, ...["Initializer", "Activation", "Seed", "Status", "Failure modes"].map(
+      (text) => el("th", { scope: "col", text })))),
+    el("tbody"));
+  parts.status = el("p", { id: "failures-status", class: "muted", role: "status", "aria-live": "polite" });
+  parts.rules = el("dl", { class: "failure-rules" });
+  body.replaceChildren(
+    el("p", { class: "hint", text: "Decided from the worker's measurements on the fixed probe batch, at initialization "
+      + "(epoch 0) and at each run's latest epoch. Hover or focus a tag for its evidence." }),
+    el("h3", { text: "How often each initializer fails" }), parts.matrix,
+    el("h3", { text: "Tags per run" }), el("div", { class: "table-wrap" }, parts.table), parts.status,
+    el("details", { class: "failure-help" }, el("summary", { text: "What each tag means" }), parts.rules));
+}
+
+const rowLabel = (cell, many) => (many ? `${cell.label} · ${cell.activation}` : cell.label);
+
+function matrixFigure(view) {
+  const cells = view.matrix.cells.filter((cell) => cell.runs > 0);
+  const many = view.matrix.activations.length > 1;
+  const tags = view.tags;
+  const y = cells.map((cell) => rowLabel(cell, many));
+  const z = cells.map((cell) => tags.map((tag) => cell.shares[tag.tag]));
+  const text = cells.map((cell) => tags.map((tag) => `${cell.counts[tag.tag]}/${cell.runs}`));
+  return {
+    data: [{
+      type: "heatmap", x: tags.map((tag) => tag.label), y, z, text, texttemplate: "%{text}", zmin: 0, zmax: 1,
+      colorscale: [[0, "#f4f6f8"], [0.5, "#f4a582"], [1, "#b2182b"]], xgap: 2, ygap: 2,
+      colorbar: { title: { text: "share of runs" }, tickformat: ".0%", thickness: 12 },
+      hovertemplate: "<b>%{y}</b><br>%{x}: %{text} runs (%{z:.0%})<extra></extra>",
+      meta: { tags: tags.map((tag) => tag.tag), keys: cells.map((cell) => cell.key) },
+    }],
+    layout: {
+      font: FONT, margin: { l: 200, r: 20, t: 10, b: 60 }, height: 90 + 34 * Math.max(cells.length, 1),
+      paper_bgcolor: "#ffffff", plot_bgcolor: "#ffffff",
+      yaxis: { autorange: "reversed", automargin: true }, xaxis: { side: "bottom", automargin: true },
+    },
+  };
+}
+
+function chip(tag) {
+  const evidence = tag.evidence.map((item) => item.detail).join("\n");
+  return el("span", { class: `failure-chip failure-${tag.tag}`, "data-tag": tag.tag, title: evidence, tabindex: "0" },
+    tag.label, el("span", { class: "visually-hidden", text: `: ${evidence.replaceAll("\n", "; ")}` }));
+}
+
+function tagsCell(run) {
+  if (!run.measured) return el("td", { class: "muted", text: "not measured yet" });
+  if (!run.tags.length) return el("td", {}, el("span", { class: "failure-none", text: "none" }));
+  return el("td", {}, el("span", { class: "failure-chips" }, ...run.tags.map(chip)));
+}
+
+function render(view) {
+  const measured = view.runs.filter((run) => run.measured);
+  section.hidden = measured.length === 0;
+  parts.table.tBodies[0].replaceChildren(...view.runs.map((run) => el("tr", { "data-run-id": run.run_id },
+    el("td", { text: run.label }), el("td", { text: run.activation }), el("td", { class: "num", text: String(run.seed) }),
+    el("td", {}, badge(run.status)), tagsCell(run))));
+  parts.rules.replaceChildren(...view.tags.flatMap((tag) => [el("dt", { text: tag.label }), el("dd", { text: tag.rule })]));
+  const pending = view.runs.length - measured.length;
+  parts.status.textContent = view.active
+    ? `Runs are still training${pending ? ` (${pending} not measured yet)` : ""}: the tags follow their latest epoch.` : "";
+  if (measured.length && window.Plotly) {
+    const figure = matrixFigure(view);
+    window.Plotly.react(parts.matrix, figure.data, figure.layout, PLOT_CONFIG);
+  }
+  state.renders += 1;
+  section.dataset.renders = String(state.renders);
+  return view.active;
+}
+
+async function refresh() {
+  clearTimeout(state.timer);
+  state.timer = null;
+  const request = ++state.request;
+  let live = false;
+  try {
+    const view = await fetchJSON(`/api/studies/${studyId}/failures`);
+    if (request !== state.request) return;
+    live = render(view);
+  } catch (err) {
+    if (request !== state.request || err.status === 404) return;
+    console.warn("initlab: failure modes", err);
+    if (parts.status) parts.status.textContent = `Could not load the failure modes (${err.message}); trying again shortly.`;
+    live = true;
+  }
+  if (live) state.timer = setTimeout(refresh, refreshMs());
+}
+
+if (section && body && studyId) {
+  build();
+  refresh();
+  // A retry makes the page live again (study.js sets data-live): follow it once more.
+  new MutationObserver(() => { if (root.dataset.live === "true" && !state.timer) refresh(); })
+    .observe(root, { attributes: true, attributeFilter: ["data-live"] });
+}

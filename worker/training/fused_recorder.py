@@ -14,6 +14,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from worker.training.activations import activation_name, layer_diagnostics, layer_outputs, output_model
 from worker.training.datasets import PreparedData
 from worker.training.model import dense_layers
 from worker.training.probe import kernel_gradients
@@ -65,7 +66,7 @@ class GroupRecorder(keras.callbacks.Callback):
     """Records every run of a fused group through the sink, one call per run id.
 
     The same measurements as ``RecorderCallback``: epoch 0 and every completed epoch's
-    kernel, bias and probe-gradient summaries, per-epoch metrics, throttled progress and
+    kernel, bias and probe-gradient summaries and unit diagnostics, per-epoch metrics, throttled progress and
     stop checks. The gradient probe runs once for the whole group: one call on the fused
     model, each run on its own probe samples.
     """
@@ -91,6 +92,7 @@ class GroupRecorder(keras.callbacks.Callback):
         self._epoch_started = 0.0
         self._last_report = 0.0
         self._stopped_mid_epoch = False
+        self._taps = None  # (fused model, the model returning every StackedDense output)
 
     # -- what train_group asks ------------------------------------------------------
 
@@ -211,8 +213,12 @@ class GroupRecorder(keras.callbacks.Callback):
         if not active:
             return
         statistics = group_layer_statistics(model, self.probe_index, self.probe_y)
+        if self._taps is None or self._taps[0] is not model:
+            self._taps = (model, output_model(model, dense_layers(model)))
+        diagnostics = group_unit_diagnostics(self._taps[1], model, self.probe_index)
         for slot in active:
             self.sink.record_layers(slot.run_id, epoch, statistics(slot.index))
+            self.sink.record_diagnostics(slot.run_id, epoch, diagnostics(slot.index))
 
 
 def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray):
@@ -236,5 +242,24 @@ def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray):
             ):
                 result.append({"layer": layer.name, "index": position, "kind": kind, **summary})
         return result
+
+    return records
+
+
+def group_unit_diagnostics(taps, model, probe_index: np.ndarray):
+    """A function of a run's slice index: that run's unit diagnostics, as ``RecorderCallback``
+    makes them. One forward pass for the group; slice k of each layer's (runs, samples, units)
+    output is run k's own model on run k's own probe samples.
+    """
+    layers = dense_layers(model)
+    outputs = layer_outputs(taps, probe_index)
+    weights = [layer.get_weights() for layer in layers]
+    names = [activation_name(layer) for layer in layers]
+
+    def records(index: int) -> list[dict[str, Any]]:
+        return [
+            layer_diagnostics(layer.name, position, name, output[index], kernel[index], bias[index])
+            for position, (layer, name, output, (kernel, bias)) in enumerate(zip(layers, names, outputs, weights))
+        ]
 
     return records

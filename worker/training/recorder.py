@@ -4,7 +4,7 @@ It reports through a ``Sink`` only, so the same callback serves the Celery worke
 and benchmarks. The per-batch hook must stay nearly free: it runs 469 times an epoch on
 full MNIST, so it only reads a clock and, at most every ``interval`` seconds, reports
 progress and asks whether to stop. The expensive work (weights, histograms, the gradient
-probe) happens once before training and once per epoch.
+probe, the layers' outputs on the probe batch) happens once before training and once per epoch.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from worker.training.activations import activation_name, layer_diagnostics, layer_outputs, output_model
 from worker.training.model import dense_layers
 from worker.training.probe import kernel_gradients
 from worker.training.sink import Sink
@@ -66,12 +67,14 @@ class RecorderCallback(keras.callbacks.Callback):
         self._last_report = 0.0
         self._stopped_mid_epoch = False
         self._initial_recorded = False
+        self._taps = None  # (network, the model returning every Dense layer's output)
 
     def record_initial(self) -> None:
         """Epoch 0: the weights as initialized, before any step (once per recorder)."""
         if not self._initial_recorded:
             self._initial_recorded = True
             self.sink.record_layers(self.run_id, 0, self.layer_statistics())
+            self.sink.record_diagnostics(self.run_id, 0, self.unit_diagnostics())
 
     def on_train_begin(self, logs=None):
         self.record_initial()
@@ -108,6 +111,7 @@ class RecorderCallback(keras.callbacks.Callback):
         metrics["seconds"] = seconds
         self.sink.record_epoch(self.run_id, self._epoch, metrics)
         self.sink.record_layers(self.run_id, self._epoch, self.layer_statistics())
+        self.sink.record_diagnostics(self.run_id, self._epoch, self.unit_diagnostics())
         self.epochs_completed = self._epoch
         self.last_metrics = metrics
         batches = self._batches()
@@ -143,6 +147,18 @@ class RecorderCallback(keras.callbacks.Callback):
             ):
                 records.append({"layer": layer.name, "index": index, "kind": kind, **summary})
         return records
+
+    def unit_diagnostics(self) -> list[dict[str, Any]]:
+        """Dead, saturated and identical units of every Dense layer on the probe batch."""
+        network = self.network if self.network is not None else self.model
+        layers = dense_layers(network)
+        if self._taps is None or self._taps[0] is not network:
+            self._taps = (network, output_model(network, layers))
+        outputs = layer_outputs(self._taps[1], self.probe_x)
+        return [
+            layer_diagnostics(layer.name, index, activation_name(layer), output, *layer.get_weights())
+            for index, (layer, output) in enumerate(zip(layers, outputs))
+        ]
 
     def _stop(self, batch: int, interrupted: bool):
         self.interrupted = self.interrupted or interrupted

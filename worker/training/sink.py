@@ -23,6 +23,14 @@ class Sink(Protocol):
         "mean", "std", "min", "max", "l2", "edges": [...], "counts": [...], "nonfinite": int}``.
         """
 
+    def record_diagnostics(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
+        """Per-layer unit diagnostics on the probe batch, at the same epochs as ``record_layers``.
+
+        Each item (worker/training/activations.py): ``{"layer", "index", "activation", "units",
+        "dead_fraction", "saturated_fraction", "mean", "std", "unit_spread", "units_identical"}``;
+        a fraction is None where it does not apply to the activation.
+        """
+
     def progress(self, run_id: int, epoch: int, batch: int, batches: int) -> None:
         """Where training is inside the current epoch (1-based epoch being trained)."""
 
@@ -36,6 +44,7 @@ class MemorySink:
 
     epochs: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     layers: dict[int, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)
+    diagnostics: dict[int, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)
     progress_calls: int = 0
     stop_after_epoch: int | None = None
     _epoch_seen: dict[int, int] = field(default_factory=dict)
@@ -46,6 +55,9 @@ class MemorySink:
 
     def record_layers(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
         self.layers.setdefault(run_id, {})[epoch] = layers
+
+    def record_diagnostics(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
+        self.diagnostics.setdefault(run_id, {})[epoch] = layers
 
     def progress(self, run_id: int, epoch: int, batch: int, batches: int) -> None:
         self.progress_calls += 1

@@ -1,0 +1,167 @@
+"""Failure tags decided from what real tiny trainings record (app/analysis/failures.py).
+
+Each run trains for real (300 Fashion-MNIST images, a 32-16 MLP, 1-2 epochs) into a
+MemorySink; its records are handed to the analysis in the shape storage returns them.
+The rules themselves are then checked at their thresholds on hand-made rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from app.analysis.failures import (
+    DEAD_SHARE, EXPLODING_RATIO, TAGS, VANISHING_RATIO, failure_view, gradient_evidence, run_tags,
+)
+from app.analysis.summary import initializer_key
+from worker.training.sink import MemorySink
+from worker.training.trainer import RunConfig, train_run
+
+pytestmark = pytest.mark.slow
+
+DIAGNOSTIC_FIELDS = ("activation", "units", "dead_fraction", "saturated_fraction", "mean", "std", "unit_spread",
+                     "units_identical")
+
+
+def config(run_id: int, initializer: str, seed: int = 5, **overrides) -> RunConfig:
+    settings = dict(run_id=run_id, seed=seed, dataset="fashion_mnist", train_samples=300, validation_samples=200,
+                    hidden_units=[32, 16], epochs=2, batch_size=32, initializer=initializer)
+    settings.update(overrides)
+    return RunConfig(**settings)
+
+
+def stored(configs: list[RunConfig], sink: MemorySink, outcomes: dict, activation: str = "relu") -> dict:
+    """The sink's records as app.storage.diagnostics.failure_inputs returns them (epoch 0 and the latest)."""
+    runs, diagnostics, gradients, losses = [], [], [], []
+    for run in configs:
+        outcome = outcomes[run.run_id]
+        runs.append({"id": run.run_id, "initializer": run.initializer, "initializer_params": run.initializer_params,
+                     "seed": run.seed, "status": outcome.status, "epoch": outcome.epochs_completed,
+                     "epochs": run.epochs, "diverged_epoch": outcome.diverged_epoch})
+        moments = (0, max(sink.diagnostics[run.run_id]))
+        for epoch in moments:
+            for row in sink.diagnostics[run.run_id][epoch]:
+                diagnostics.append({"run_id": run.run_id, "epoch": epoch, "layer": row["layer"],
+                                    "layer_index": row["index"], **{name: row[name] for name in DIAGNOSTIC_FIELDS}})
+            for row in sink.layers[run.run_id][epoch]:
+                if row["kind"] == "gradient":
+                    gradients.append({"run_id": run.run_id, "epoch": epoch, "layer": row["layer"],
+                                      "layer_index": row["index"], "l2": row["l2"]})
+        losses += [{"run_id": run.run_id, "epoch": row["epoch"], "loss": row["loss"], "val_loss": row["val_loss"]}
+                   for row in sink.epochs.get(run.run_id, [])]
+    return {"spec": {"model": {"activation": activation}}, "runs": runs, "diagnostics": diagnostics,
+            "gradients": gradients, "losses": losses}
+
+
+@pytest.fixture(scope="module")
+def view(data_dir):
+    from worker.training.datasets import prepare_data
+
+    data = prepare_data("fashion_mnist", 300, 200, data_dir)
+    configs = [
+        config(1, "zeros", output_initializer="glorot_uniform"),
+        config(2, "ones"),
+        config(3, "he_normal"),
+        config(4, "he_normal", seed=6),
+        config(5, "random_normal", initializer_params={"stddev": 10.0}, activation="sigmoid", epochs=1),
+        config(6, "ones", activation="linear", optimizer="sgd", learning_rate=0.1, epochs=3),
+    ]
+    sink = MemorySink()
+    outcomes = {run.run_id: train_run(run, sink, data=data) for run in configs}
+    return failure_view(42, stored(configs, sink, outcomes)), outcomes
+
+
+def tags_of(view: dict, run_id: int) -> dict[str, list[dict]]:
+    (run,) = [run for run in view["runs"] if run["run_id"] == run_id]
+    return {tag["tag"]: tag["evidence"] for tag in run["tags"]}
+
+
+def test_zeros_is_symmetric_dead_and_gets_no_gradient(view):
+    tags = tags_of(view[0], 1)
+    assert {"symmetric", "vanishing_gradients", "dead_relu"} <= set(tags) and "diverged" not in tags
+    assert {item["layer"] for item in tags["symmetric"]} == {"dense_0", "dense_1"}  # Glorot's output layer is not
+    assert all(item["epoch"] == 2 and item["value"] == 0.0 for item in tags["symmetric"])
+    assert {item["epoch"] for item in tags["vanishing_gradients"]} == {0, 2}
+    assert all(item["layer"] == "dense_0/output" for item in tags["vanishing_gradients"])
+    assert all(item["value"] == 1.0 for item in tags["dead_relu"])
+
+
+def test_ones_is_symmetric_and_its_first_layer_hears_almost_nothing(view):
+    tags = tags_of(view[0], 2)
+    assert {item["layer"] for item in tags["symmetric"]} == {"dense_0", "dense_1"}
+    (at_init,) = [item for item in tags["vanishing_gradients"] if item["epoch"] == 0]
+    assert 0 < at_init["value"] < VANISHING_RATIO
+
+
+def test_he_normal_relu_runs_get_no_tag(view):
+    for run_id in (3, 4):
+        assert tags_of(view[0], run_id) == {}, run_id
+
+
+def test_sigmoid_with_a_huge_scale_is_saturated(view):
+    tags = tags_of(view[0], 5)
+    assert "saturated" in tags and "symmetric" not in tags
+    assert {(item["epoch"], item["layer"]) for item in tags["saturated"]} >= {(0, "dense_0"), (1, "dense_0")}
+    assert all(item["value"] > 0.5 for item in tags["saturated"])
+
+
+def test_a_diverged_run_says_in_which_epoch(view):
+    tags = tags_of(view[0], 6)
+    assert view[1][6].status == "diverged"
+    (item,) = tags["diverged"]
+    assert item["epoch"] == view[1][6].diverged_epoch == 1
+    assert not math.isfinite(item["value"])
+    # Its weights are NaN after that epoch: symmetry is judged from epoch 0, and said so.
+    assert [item["epoch"] for item in tags["symmetric"]] == [0, 0, 0]
+
+
+def test_matrix_counts_runs_per_initializer_and_activation(view):
+    matrix = view[0]["matrix"]
+    cells = {(cell["key"], cell["activation"]): cell for cell in matrix["cells"]}
+    assert set(cells) == {("zeros", "relu"), ("ones", "relu"), ("he_normal", "relu"),
+                          (initializer_key("random_normal", {"stddev": 10.0}), "sigmoid"), ("ones", "linear")}
+    assert matrix["activations"] == ["relu", "sigmoid", "linear"]
+    he = cells[("he_normal", "relu")]
+    assert he["runs"] == 2 and all(share == 0.0 for share in he["shares"].values())
+    assert cells[("zeros", "relu")]["shares"]["symmetric"] == 1.0
+    assert cells[("ones", "linear")]["counts"]["diverged"] == 1
+    assert set(he["shares"]) == set(TAGS) and view[0]["active"] is False
+
+
+# -- the rules at their thresholds, on hand-made rows -----------------------------------------
+
+def gradient_rows(epoch: int, first: float, last: float) -> dict[int, list[dict]]:
+    return {epoch: [{"epoch": epoch, "layer": "dense_0", "layer_index": 0, "l2": first},
+                    {"epoch": epoch, "layer": "dense_1", "layer_index": 1, "l2": 1.0},
+                    {"epoch": epoch, "layer": "output", "layer_index": 2, "l2": last}]}
+
+
+def test_gradient_ratio_thresholds():
+    def tags(first, last):
+        found = gradient_evidence(gradient_rows(3, first, last))
+        return {tag for tag, items in found.items() if items}
+
+    assert tags(EXPLODING_RATIO * 2, 1.0) == {"exploding_gradients"}
+    assert tags(EXPLODING_RATIO / 2, 1.0) == set()
+    assert tags(VANISHING_RATIO / 2, 1.0) == {"vanishing_gradients"}
+    assert tags(VANISHING_RATIO * 2, 1.0) == set()
+    assert tags(0.0, 0.0) == {"vanishing_gradients"}
+    assert tags(1.0, 0.0) == {"exploding_gradients"}
+    assert tags(float("nan"), 1.0) == set()  # a diverged epoch says nothing about the ratio
+
+
+def test_a_run_still_training_after_a_nan_loss_is_tagged_diverged():
+    run = {"id": 1, "status": "running", "diverged_epoch": None}
+    losses = [{"epoch": 1, "loss": 0.5, "val_loss": 0.6}, {"epoch": 2, "loss": 0.4, "val_loss": float("inf")}]
+    (tag,) = run_tags(run, [], [], losses)
+    assert tag["tag"] == "diverged" and tag["evidence"][0]["epoch"] == 2
+
+
+def test_dead_share_is_strictly_more_than_half():
+    rows = [{"epoch": 0, "layer": "dense_0", "layer_index": 0, "units": 4, "dead_fraction": share,
+             "saturated_fraction": None, "units_identical": False, "unit_spread": 1.0}
+            for share in (DEAD_SHARE,)]
+    assert run_tags({"id": 1, "status": "succeeded"}, rows, [], []) == []
+    rows[0]["dead_fraction"] = 0.75
+    assert [tag["tag"] for tag in run_tags({"id": 1, "status": "succeeded"}, rows, [], [])] == ["dead_relu"]
