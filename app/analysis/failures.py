@@ -99,11 +99,13 @@ def symmetry_evidence(moments: dict[int, list[dict[str, Any]]]) -> list[dict[str
         later = latest.get(row["layer"], row)
         if later.get("units_identical") is False:
             continue
-        confirmed = later if later.get("units_identical") is True else row
-        value = confirmed.get("unit_spread")
-        found.append(_evidence(confirmed["epoch"], row["layer"], value,
-                               f"{row['layer']}: all {row['units']} units identical at epoch {confirmed['epoch']}"
-                               + (" (checked from epoch 0)" if confirmed["epoch"] != first else "")))
+        units = f"{row['layer']}: all {row['units']} units identical at epoch {first}"
+        if later.get("units_identical") is True:
+            confirmed = later
+            detail = units if later["epoch"] == first else f"{units} and still at epoch {later['epoch']}"
+        else:  # None: not finite there
+            confirmed, detail = row, f"{units}; the weights of epoch {later['epoch']} are not finite"
+        found.append(_evidence(confirmed["epoch"], row["layer"], confirmed.get("unit_spread"), detail))
     return found
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 
 from app.storage.db import session_scope
 from app.storage.models import EpochMetric, LayerDiagnostic, LayerStat, Run, Study
@@ -45,19 +45,24 @@ def run_diagnostics(run_id: int) -> list[dict[str, Any]]:
 
 
 def _at_init_and_latest(session, table, study_id: int, *columns, where=()):
-    """Rows of ``table`` for the study's runs at epoch 0 and at each run's latest epoch."""
-    latest = (
-        select(table.run_id, func.max(table.epoch).label("epoch"))
-        .join(Run, Run.id == table.run_id).where(Run.study_id == study_id, *where)
-        .group_by(table.run_id).subquery()
-    )
-    query = (
+    """Rows of ``table`` for the study's runs at epoch 0 and at each run's latest epoch.
+
+    Two steps, both on the (run_id, epoch, ...) unique index: each run's latest epoch (a
+    covering scan), then only the rows at those epochs. layer_stats rows carry their
+    histograms, so reading every epoch's rows to keep two of them cost 50 ms for 64 runs.
+    """
+    latest = dict(session.execute(
+        select(table.run_id, func.max(table.epoch)).join(Run, Run.id == table.run_id)
+        .where(Run.study_id == study_id).group_by(table.run_id)
+    ).all())
+    if not latest:
+        return []
+    rows = session.execute(
         select(table.run_id, table.epoch, *columns)
-        .join(latest, latest.c.run_id == table.run_id)
-        .where(*where, or_(table.epoch == 0, table.epoch == latest.c.epoch))
+        .where(table.run_id.in_(latest), table.epoch.in_({0, *latest.values()}), *where)
         .order_by(table.run_id, table.epoch)
     )
-    return [row._asdict() for row in session.execute(query)]
+    return [row._asdict() for row in rows if row.epoch in (0, latest[row.run_id])]
 
 
 def failure_inputs(study_id: int) -> dict[str, Any] | None:

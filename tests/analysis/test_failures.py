@@ -114,6 +114,7 @@ def test_a_diverged_run_says_in_which_epoch(view):
     assert not math.isfinite(item["value"])
     # Its weights are NaN after that epoch: symmetry is judged from epoch 0, and said so.
     assert [item["epoch"] for item in tags["symmetric"]] == [0, 0, 0]
+    assert all("weights of epoch 1 are not finite" in item["detail"] for item in tags["symmetric"])
 
 
 def test_matrix_counts_runs_per_initializer_and_activation(view):

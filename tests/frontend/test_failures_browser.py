@@ -58,7 +58,7 @@ def test_finished_study_shows_chips_and_the_matrix(live_server, data_dir, page, 
     shown = chips(page)
     assert {"symmetric", "vanishing_gradients"} <= set(shown["Zeros"]), shown
     assert "symmetric" in shown["Ones"] and shown["He normal"] == {}
-    assert "dense_0: all 32 units identical at epoch 2" in shown["Zeros"]["symmetric"]
+    assert "dense_0: all 32 units identical at epoch 0 and still at epoch 2" in shown["Zeros"]["symmetric"]
     assert "no gradient reaches dense_0" in shown["Zeros"]["vanishing_gradients"]
     assert page.inner_text("#failures-table tbody tr:nth-child(3) td:last-child") == "none"
     # A chip's evidence is also read out to a screen reader, and it can be focused.
