@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator,
+                      model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.settings import get_settings
 from worker.training.datasets import DATASETS
-from worker.training.initializers import REGISTRY, resolve_params
+from worker.training.initializers import REGISTRY, ParamError, ParamValue, normalize_params
 
 # SQLite hands datetimes back without a zone; every stored time is UTC.
 UtcDatetime = Annotated[datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=timezone.utc))]
@@ -67,17 +69,27 @@ class Strict(BaseModel):
 
 class InitializerChoice(Strict):
     id: InitializerId
-    params: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="numbers for most; the custom initializer's distribution and mode are "
+        "strings and its clip_sigma may be null (GET /api/initializers lists each one's rules)")
 
     @model_validator(mode="after")
     def _params_are_valid(self) -> "InitializerChoice":
-        # The registry's own check (no TensorFlow): unknown names, non-finite
-        # values, minval >= maxval, stddev <= 0 ... all refused here, not on a worker.
-        resolve_params(self.id, self.params)
+        # The registry's own check (no TensorFlow): unknown names, non-finite values,
+        # minval >= maxval, stddev <= 0, an unknown distribution ... all refused here, not
+        # on a worker. A rule of one parameter is reported at params.<name>.
+        try:
+            self.params = normalize_params(self.id, self.params)
+        except ParamError as error:
+            if error.param is None:
+                raise ValueError(str(error)) from None
+            raise ValidationError.from_exception_data("InitializerChoice", [InitErrorDetails(
+                type=PydanticCustomError("initializer_param", "{message}", {"message": str(error)}),
+                loc=("params", error.param), input=self.params.get(error.param))]) from None
         return self
 
     @property
-    def key(self) -> tuple[str, tuple[tuple[str, float], ...]]:
+    def key(self) -> tuple[str, tuple[tuple[str, ParamValue], ...]]:
         return self.id, tuple(sorted(self.params.items()))
 
 
@@ -215,7 +227,7 @@ class RunPublic(BaseModel):
     id: int
     study_id: int
     initializer: str
-    initializer_params: dict[str, float]
+    initializer_params: dict[str, ParamValue]
     seed: int
     status: RunStatus
     epoch: int

@@ -100,3 +100,67 @@ def test_unknown_ids_are_404(sqlite_app):
     assert sqlite_app.get("/api/studies/999").status_code == 404
     assert sqlite_app.get("/api/runs/999").status_code == 404
     assert sqlite_app.get("/api/runs/999/layers?epoch=0").status_code == 404
+
+
+CLIPPED = {"id": "custom",
+           "params": {"distribution": "truncated_normal", "mode": "fan_in", "scale": 1, "clip_sigma": 2}}
+
+
+@pytest.mark.parametrize(("params", "field", "rule"), [
+    ({"distribution": "cauchy"}, "initializers.0.params.distribution", "must be one of normal, truncated_normal"),
+    ({"mode": "fan_max"}, "initializers.0.params.mode", "must be one of fan_in, fan_out, fan_avg, none"),
+    ({"scale": -1}, "initializers.0.params.scale", "must be positive"),
+    ({"scale": "big"}, "initializers.0.params.scale", "must be a number"),
+    ({"clip_sigma": 0}, "initializers.0.params.clip_sigma", "must be positive"),
+    ({"clip_sigma": -2}, "initializers.0.params.clip_sigma", "must be positive"),
+    ({"distribution": "normal", "clip_sigma": 2}, "initializers.0.params.clip_sigma", "only when distribution is"),
+    ({"program": "import os"}, "initializers.0", "no parameter(s) program"),
+])
+def test_a_bad_custom_initializer_is_a_422_naming_its_parameter(sqlite_app, params, field, rule):
+    response = sqlite_app.post("/api/studies", json={**STUDY, "initializers": [{"id": "custom", "params": params}]})
+    assert response.status_code == 422
+    details = response.json()["detail"]
+    assert any(item["field"] == field and rule in item["msg"] for item in details), details
+    assert sqlite_app.get("/api/studies").json() == []
+
+
+def test_lsuv_is_a_kernel_scheme_only(sqlite_app):
+    response = sqlite_app.post("/api/studies", json={**STUDY, "bias_initializer": "lsuv"})
+    assert response.status_code == 422
+    assert any(item["field"] == "bias_initializer" for item in response.json()["detail"])
+
+
+def test_lsuv_and_custom_studies_are_accepted_trained_and_listed(sqlite_app):
+    from worker.execution import execute_group
+
+    body = {**STUDY, "initializers": ["he_normal", "uniform_fan_in", "lsuv", CLIPPED,
+                                      {"id": "custom", "params": {"distribution": "uniform", "mode": "fan_avg"}}],
+            "seeds": [0], "training": {"epochs": 1}, "model": {"hidden_units": [16]}}
+    response = sqlite_app.post("/api/studies", json=body)
+    assert response.status_code == 201, response.text
+    study = response.json()
+    listed = [(run["initializer"], run["initializer_params"]) for run in study["runs"]]
+    assert listed == [("he_normal", {}), ("uniform_fan_in", {}), ("lsuv", {}),
+                      ("custom", {"distribution": "truncated_normal", "mode": "fan_in", "scale": 1.0,
+                                  "clip_sigma": 2.0}),
+                      ("custom", {"distribution": "uniform", "mode": "fan_avg"})]
+    # The same spec twice is refused, two different custom specs are two choices (above).
+    twice = sqlite_app.post("/api/studies", json={**body, "initializers": [CLIPPED, CLIPPED]})
+    assert twice.status_code == 422 and "listed once" in twice.text
+    # A worker trains them (in-process: one fused group) from the stored spec.
+    outcomes = execute_group([run["id"] for run in study["runs"]])
+    assert set(outcomes.values()) == {"succeeded"}, outcomes
+    runs = sqlite_app.get(f"/api/studies/{study['id']}").json()["runs"]
+    assert [run["status"] for run in runs] == ["succeeded"] * 5
+    assert runs[3]["initializer_params"]["distribution"] == "truncated_normal"
+    layers = sqlite_app.get(f"/api/runs/{runs[2]['id']}/layers?epoch=0").json()["layers"]
+    assert [layer["layer"] for layer in layers] == ["dense_0", "output"]
+
+
+def test_catalog_offers_lsuv_and_custom_with_their_rules(sqlite_app):
+    catalog = {item["id"]: item for item in sqlite_app.get("/api/initializers").json()}
+    assert catalog["lsuv"]["kernel_only"] is True and catalog["lsuv"]["needs_data"] is True
+    rules = catalog["custom"]["rules"]
+    assert rules["mode"]["enum"] == ["fan_in", "fan_out", "fan_avg", "none"]
+    assert rules["scale"]["exclusiveMinimum"] == 0
+    assert rules["clip_sigma"]["only_with"] == {"distribution": ["truncated_normal"]}

@@ -194,3 +194,26 @@ def test_runs_that_differ_in_shape_or_training_are_refused(data):
         train_group([config(1, 0), config(2, 1, learning_rate=0.01)], MemorySink(), data)
     with pytest.raises(ValueError, match="twice"):
         train_group([config(1, 0), config(1, 1)], MemorySink(), data)
+
+
+def test_fused_lsuv_and_custom_runs_equal_their_separate_runs(data):
+    # LSUV rescales each slice on its own run's batch, so beside other runs it is as alone.
+    clipped = {"distribution": "truncated_normal", "mode": "fan_in", "scale": 2.0, "clip_sigma": 1.5}
+    runs = [
+        config(1, 0, "lsuv"),
+        config(2, 1, "he_normal", output_initializer="lsuv"),
+        config(3, 2, "lsuv", bias_initializer="random_uniform", output_initializer="glorot_uniform"),
+        config(4, 3, "custom", initializer_params=clipped),
+        config(5, 4, "orthogonal"),
+    ]
+    fused = MemorySink()
+    outcomes = train_group(runs, fused, data)
+    alone = separate(runs, data)
+    assert {run_id: outcome.status for run_id, outcome in outcomes.items()} == dict.fromkeys(range(1, 6), "succeeded")
+    for run in runs:
+        assert_same_epochs(fused, alone, run.run_id)
+        assert_same_layers(fused, alone, run.run_id)
+    # Run 1's epoch-0 kernels are LSUV's: an orthogonal 784×32 kernel (run 5) has std 1/28 whatever its seed.
+    kernel_std = {(run_id, r["layer"]): r["std"]
+                  for run_id in (1, 5) for r in fused.layers[run_id][0] if r["kind"] == "kernel"}
+    assert kernel_std[(1, "dense_0")] != pytest.approx(kernel_std[(5, "dense_0")], rel=1e-2)

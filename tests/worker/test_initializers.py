@@ -59,6 +59,13 @@ EXPECTED = {
     ("orthogonal", None): ("orthogonal", 1.0),
     ("orthogonal", (("gain", 2.0),)): ("orthogonal", 2.0),
     ("keras_default", None): uniform(-glorot_limit(), glorot_limit()),
+    ("lsuv", None): ("orthogonal", 1.0),  # the starting weights; the rescaling needs data (test_lsuv.py)
+    ("custom", None): truncated(math.sqrt(1 / FAN_IN)),  # truncated_normal, fan_in, scale 1: LeCun normal
+    ("custom", (("distribution", "normal"), ("mode", "fan_avg"), ("scale", 2.0))): normal(math.sqrt(2 / 512)),
+    ("custom", (("distribution", "uniform"), ("mode", "fan_out"), ("scale", 3.0))):
+        uniform(-math.sqrt(9 / FAN_OUT), math.sqrt(9 / FAN_OUT)),
+    ("custom", (("distribution", "normal"), ("mode", "none"), ("scale", 1e-4))): normal(0.01),
+    ("custom", (("distribution", "constant"), ("mode", "none"), ("scale", 0.25))): ("constant", 0.5),
 }
 
 
@@ -129,6 +136,15 @@ def test_unknown_id_raises_key_error():
         ("constant", {"value": float("nan")}, "finite"),
         ("constant", {"value": "big"}, "number"),
         ("orthogonal", {"gain": 0.0}, "positive"),
+        ("custom", {"distribution": "cauchy"}, "one of normal, truncated_normal, uniform, constant"),
+        ("custom", {"mode": "fan_max"}, "one of fan_in, fan_out, fan_avg, none"),
+        ("custom", {"scale": -1.0}, "positive"),
+        ("custom", {"scale": None}, "must be a number, got null"),
+        ("custom", {"clip_sigma": 0.0}, "positive"),
+        ("custom", {"clip_sigma": 7.0}, "at most 6"),
+        ("custom", {"distribution": "uniform", "clip_sigma": 2.0}, "only when distribution is truncated_normal"),
+        ("custom", {"distribution": 3}, "must be a string"),
+        ("lsuv", {"gain": 2.0}, "no parameter"),
     ],
 )
 def test_bad_params_raise_value_error(init_id, params, message):
@@ -143,8 +159,16 @@ def test_catalog_entries_are_complete():
         assert set(entry) >= {"id", "name", "formula", "params", "reference"}
         for key in ("id", "name", "formula", "reference"):
             assert isinstance(entry[key], str) and entry[key]
-        assert all(isinstance(value, float) for value in entry["params"].values())
+        assert set(entry["rules"]) == set(entry["params"])
+        for name, default in entry["params"].items():
+            rule = entry["rules"][name]
+            kind = str if rule["type"] == "string" else float
+            assert isinstance(default, kind) or (default is None and rule.get("nullable")), (entry["id"], name)
     assert "glorot_uniform" in REGISTRY["keras_default"].formula
+    custom = next(entry for entry in entries if entry["id"] == "custom")
+    assert custom["rules"]["distribution"]["enum"] == ["normal", "truncated_normal", "uniform", "constant"]
+    assert custom["rules"]["clip_sigma"]["nullable"] is True
+    assert [entry["id"] for entry in entries if entry["needs_data"]] == ["lsuv"]
 
 
 def test_keras_default_matches_what_dense_uses_unnamed():
@@ -165,3 +189,72 @@ def test_light_modules_import_without_keras_or_tensorflow():
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", script], cwd=root, check=True)
+
+
+# ---- custom: a declarative spec, built on keras.initializers ----------------------------------
+
+
+@pytest.mark.parametrize("clip", [0.5, 1.0, 1.5, 2.0, 3.0])
+def test_custom_clipped_normal_stays_within_clip_and_keeps_the_requested_std(clip):
+    from scipy.stats import kstest, truncnorm
+
+    scale = 2.0
+    sigma = math.sqrt(scale / FAN_IN)  # what fan_in and scale ask for
+    sigma0 = sigma / truncnorm(-clip, clip).std()  # the underlying normal's std
+    kernel = draw("custom", {"distribution": "truncated_normal", "mode": "fan_in", "scale": scale, "clip_sigma": clip})
+    bound = clip * sigma0
+    assert np.abs(kernel).max() <= bound * (1 + 1e-6)
+    assert np.abs(kernel).max() > 0.99 * bound  # it does reach the clip, so the clip is where we say
+    assert kernel.std() == pytest.approx(sigma, rel=0.02)
+    # The shape, not only the spread: a truncated normal, not a clipped one (no mass piled at the bound).
+    assert np.mean(np.abs(kernel) > 0.999 * bound) < 0.01
+    sample = np.random.default_rng(0).choice(kernel.ravel(), 20000, replace=False)
+    assert kstest(sample / sigma0, truncnorm(-clip, clip).cdf).pvalue > 1e-3
+
+
+def test_seed_001_exercise_normal_clipped_at_two_sigma():
+    # "a normal distribution but clips values that are more than 2 standard deviations from the mean"
+    spec = {"distribution": "truncated_normal", "mode": "none", "scale": 0.05**2, "clip_sigma": 2.0}
+    kernel = draw("custom", spec)
+    sigma0 = 0.05 / TRUNCATION_STD_FACTOR
+    assert np.abs(kernel).max() <= 2 * sigma0 * (1 + 1e-6)
+    assert kernel.std() == pytest.approx(0.05, rel=0.02)
+
+
+@pytest.mark.parametrize("spec, named", [
+    ({"distribution": "truncated_normal", "mode": "fan_in", "scale": 2.0}, "he_normal"),
+    ({"distribution": "truncated_normal", "mode": "fan_in", "scale": 2.0, "clip_sigma": 2.0}, "he_normal"),
+    ({"distribution": "truncated_normal", "mode": "fan_avg", "scale": 1.0}, "glorot_normal"),
+    ({"distribution": "normal", "mode": "fan_in", "scale": 2.0}, "he_normal_untruncated"),
+    ({"distribution": "uniform", "mode": "fan_in", "scale": 1.0 / 3.0}, "uniform_fan_in"),
+    ({"distribution": "uniform", "mode": "fan_avg", "scale": 1.0}, "glorot_uniform"),
+])
+def test_custom_spec_of_a_named_scheme_draws_its_very_tensor(spec, named):
+    shape = (300, 70)
+    np.testing.assert_array_equal(draw("custom", spec, seed=11, shape=shape), draw(named, seed=11, shape=shape))
+
+
+def test_custom_param_errors_name_the_parameter():
+    from worker.training.initializers import ParamError, resolve_params
+
+    for params, name in [({"distribution": "cauchy"}, "distribution"), ({"mode": "x"}, "mode"),
+                         ({"scale": -1}, "scale"), ({"clip_sigma": -2}, "clip_sigma"),
+                         ({"distribution": "normal", "clip_sigma": 2}, "clip_sigma")]:
+        with pytest.raises(ParamError) as error:
+            resolve_params("custom", params)
+        assert error.value.param == name
+    with pytest.raises(ParamError) as error:
+        resolve_params("random_uniform", {"minval": 1.0, "maxval": 0.0})
+    assert error.value.param is None  # the pair is wrong, not one value
+
+
+def test_labels_are_readable_and_tell_specs_apart():
+    from worker.training.initializers import label
+
+    clipped = {"distribution": "truncated_normal", "mode": "fan_in", "scale": 1.0, "clip_sigma": 2.0}
+    assert label("custom", clipped) == "custom: truncated normal, fan_in, scale 1, clip 2σ"
+    assert label("custom", {**clipped, "clip_sigma": 1.5}) == "custom: truncated normal, fan_in, scale 1, clip 1.5σ"
+    uniform = {"distribution": "uniform", "mode": "none", "scale": 0.5}
+    assert label("custom", uniform) == "custom: uniform, none, scale 0.5"
+    assert label("random_normal", {"stddev": 0.01}) == "Random normal (stddev=0.01)"
+    assert label("lsuv", {}) == REGISTRY["lsuv"].name

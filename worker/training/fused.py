@@ -32,6 +32,7 @@ from worker.training.fused_layers import (
     IndexedRows, RunDropout, RunMetrics, StackedDense, rows_variable, summed_run_losses,
 )
 from worker.training.fused_recorder import Finished, GroupRecorder, _run_metrics, group_layer_statistics  # noqa: F401
+from worker.training.lsuv import rescale_group
 from worker.training.model import dense_layer_names, dropout_seed, layer_initializers
 from worker.training.sink import Sink
 from worker.training.trainer import (
@@ -130,6 +131,8 @@ def train_group(
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(int(first.seed))
     model = build_fused_mlp(configs, *rows_variable(data.x_train, data.x_val))
+    # LSUV runs: each slice rescaled on its own run's batch, as train_run does it alone.
+    rescale_group(model, len(data.y_train), configs)
     model.compile(optimizer=_optimizer(first), loss=summed_run_losses,
                   metrics=[RunMetrics(len(configs))], steps_per_execution=STEPS_PER_EXECUTION)
 

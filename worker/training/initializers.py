@@ -9,11 +9,17 @@ subtle parts right (fans, the truncated normal's variance correction).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-Builder = Callable[[dict[str, float], "int | None"], Any]
+from worker.training import custom_init, lsuv
+from worker.training.param_rules import NUMBER, POSITIVE, ParamError, Rule, check_combination, check_value
+
+# Most parameters are numbers; the custom initializer's distribution and mode are words,
+# and its clip_sigma may be null.
+ParamValue = float | str | None
+Params = dict[str, ParamValue]
+Builder = Callable[[Params, "int | None"], Any]
 
 
 @dataclass(frozen=True)
@@ -22,12 +28,21 @@ class InitializerEntry:
     name: str
     formula: str
     reference: str
-    params: dict[str, float]
+    params: Params  # defaults
     builder: Builder
     # Orthogonal needs a matrix; a bias vector has none, so it is offered for kernels only.
     kernel_only: bool = False
-    # Checks on merged params that a plain "is it a number" test cannot express.
-    check: Callable[[dict[str, float]], str | None] | None = field(default=None, repr=False)
+    # Checks on merged params that no single parameter's rule can express.
+    check: Callable[[Params], str | None] | None = field(default=None, repr=False)
+    # Rules per parameter; a parameter without one is any finite number.
+    rules: dict[str, Rule] = field(default_factory=dict)
+    # LSUV: the builder gives the starting weights, and the trainer then rescales each such
+    # layer on a batch of the run's data (worker/training/lsuv.py) before epoch 0.
+    rescale_on_data: bool = False
+    label: Callable[[Params], str] | None = field(default=None, repr=False)
+
+    def rule(self, name: str) -> Rule:
+        return self.rules.get(name, NUMBER)
 
 
 def _keras_initializers():
@@ -37,7 +52,7 @@ def _keras_initializers():
 
 
 def _variance_scaling(scale: float, mode: str, distribution: str) -> Builder:
-    def build(params: dict[str, float], seed: int | None):
+    def build(params: Params, seed: int | None):
         return _keras_initializers().VarianceScaling(
             scale=scale, mode=mode, distribution=distribution, seed=seed
         )
@@ -46,21 +61,21 @@ def _variance_scaling(scale: float, mode: str, distribution: str) -> Builder:
 
 
 def _named(class_name: str) -> Builder:
-    def build(params: dict[str, float], seed: int | None):
+    def build(params: Params, seed: int | None):
         return getattr(_keras_initializers(), class_name)(seed=seed)
 
     return build
 
 
 def _constant(value: float | None = None) -> Builder:
-    def build(params: dict[str, float], seed: int | None):
+    def build(params: Params, seed: int | None):
         return _keras_initializers().Constant(value if value is not None else params["value"])
 
     return build
 
 
 def _random_uniform(minval: float | None = None, maxval: float | None = None) -> Builder:
-    def build(params: dict[str, float], seed: int | None):
+    def build(params: Params, seed: int | None):
         low = minval if minval is not None else params["minval"]
         high = maxval if maxval is not None else params["maxval"]
         return _keras_initializers().RandomUniform(minval=low, maxval=high, seed=seed)
@@ -68,33 +83,30 @@ def _random_uniform(minval: float | None = None, maxval: float | None = None) ->
     return build
 
 
-def _random_normal(params: dict[str, float], seed: int | None):
+def _random_normal(params: Params, seed: int | None):
     return _keras_initializers().RandomNormal(
         mean=params["mean"], stddev=params["stddev"], seed=seed
     )
 
 
-def _truncated_normal(params: dict[str, float], seed: int | None):
+def _truncated_normal(params: Params, seed: int | None):
     return _keras_initializers().TruncatedNormal(
         mean=params["mean"], stddev=params["stddev"], seed=seed
     )
 
 
-def _orthogonal(params: dict[str, float], seed: int | None):
+def _orthogonal(params: Params, seed: int | None):
     return _keras_initializers().Orthogonal(gain=params["gain"], seed=seed)
 
 
-def _require_interval(params: dict[str, float]) -> str | None:
+def _orthogonal_gain_1(params: Params, seed: int | None):
+    return _keras_initializers().Orthogonal(gain=1.0, seed=seed)
+
+
+def _require_interval(params: Params) -> str | None:
     if params["minval"] >= params["maxval"]:
         return f"minval ({params['minval']}) must be below maxval ({params['maxval']})"
     return None
-
-
-def _require_positive(name: str) -> Callable[[dict[str, float]], str | None]:
-    def check(params: dict[str, float]) -> str | None:
-        return None if params[name] > 0 else f"{name} must be positive, got {params[name]}"
-
-    return check
 
 
 _GLOROT_LIMIT = "√(6/(fan_in+fan_out))"
@@ -126,13 +138,13 @@ _ENTRIES = [
     InitializerEntry(
         "random_normal", "Random normal", "W ~ N(mean, stddev²)",
         "seed 001 (RandomNormal, Keras defaults mean 0, stddev 0.05)",
-        {"mean": 0.0, "stddev": 0.05}, _random_normal, check=_require_positive("stddev"),
+        {"mean": 0.0, "stddev": 0.05}, _random_normal, rules={"stddev": POSITIVE},
     ),
     InitializerEntry(
         "truncated_normal", "Truncated normal",
         "W ~ N(mean, stddev²) with draws beyond mean ± 2·stddev redrawn (std ≈ 0.88·stddev)",
         "Keras TruncatedNormal; seed 001 exercise (normal clipped at 2σ)",
-        {"mean": 0.0, "stddev": 0.05}, _truncated_normal, check=_require_positive("stddev"),
+        {"mean": 0.0, "stddev": 0.05}, _truncated_normal, rules={"stddev": POSITIVE},
     ),
     InitializerEntry(
         "uniform_fan_in", "Uniform ±1/√fan_in", "W ~ U[−1/√fan_in, +1/√fan_in]",
@@ -181,13 +193,25 @@ _ENTRIES = [
         "W = gain · Q, Q the orthonormal factor of the QR decomposition of a standard "
         "normal matrix (WᵀW = gain²·I when fan_in ≥ fan_out)",
         "Saxe et al. 2014", {"gain": 1.0}, _orthogonal,
-        kernel_only=True, check=_require_positive("gain"),
+        kernel_only=True, rules={"gain": POSITIVE},
     ),
     InitializerEntry(
         "keras_default", "Keras default (glorot_uniform)",
         f"What keras.layers.Dense uses when no initializer is named (Keras 3: glorot_uniform): "
         f"W ~ U[−{_GLOROT_LIMIT}, +{_GLOROT_LIMIT}]",
         "seed 000 (tf.keras default); Glorot & Bengio 2010", {}, _named("GlorotUniform"),
+    ),
+    InitializerEntry(
+        "lsuv", "LSUV (layer-sequential unit variance)",
+        "W = orthogonal (gain 1), then layer by layer from the input: W ← W/√Var(x·W + b), the variance "
+        f"of the pre-activations on {lsuv.BATCH_SIZE} training samples, until |Var − 1| < {lsuv.TOLERANCE:g} "
+        f"(at most {lsuv.MAX_ITERATIONS} rescalings)",
+        "Mishkin & Matas 2015, All you need is a good init (cited in seed 000)",
+        {}, _orthogonal_gain_1, kernel_only=True, rescale_on_data=True,
+    ),
+    InitializerEntry(
+        "custom", "Custom", custom_init.FORMULA, custom_init.REFERENCE,
+        dict(custom_init.DEFAULTS), custom_init.build, rules=custom_init.RULES, label=custom_init.label,
     ),
 ]
 
@@ -200,38 +224,60 @@ def _entry(init_id: str) -> InitializerEntry:
     return REGISTRY[init_id]
 
 
-def resolve_params(init_id: str, params: dict[str, float] | None) -> dict[str, float]:
+def normalize_params(init_id: str, params: dict[str, Any] | None) -> Params:
+    """The given params, each checked against its rule and normalized; the defaults are not added.
+
+    What the API stores for a study, so two ways of writing one value (1 and 1.0) are one.
+    Raises ParamError (a ValueError) naming the parameter.
+    """
+    return _validated(init_id, params)[0]
+
+
+def resolve_params(init_id: str, params: dict[str, Any] | None) -> Params:
     """Merge user params over the defaults and validate them, without importing Keras.
 
     The API calls this to reject a study before anything is queued, so a bad parameter
     is reported to the user at once rather than failing a run on the worker later.
+    Raises ParamError (a ValueError); its ``param`` names the parameter when one is to blame.
     """
+    return _validated(init_id, params)[1]
+
+
+def _validated(init_id: str, params: dict[str, Any] | None) -> tuple[Params, Params]:
     entry = _entry(init_id)
     given = dict(params or {})
     unknown = sorted(set(given) - set(entry.params))
     if unknown:
         allowed = ", ".join(sorted(entry.params)) or "none"
-        raise ValueError(
-            f"initializer '{init_id}' has no parameter(s) {', '.join(unknown)} "
-            f"(allowed: {allowed})"
+        raise ParamError(
+            f"initializer '{init_id}' has no parameter(s) {', '.join(unknown)} (allowed: {allowed})"
         )
-    merged = dict(entry.params)
-    for name, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"parameter '{name}' of '{init_id}' must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"parameter '{name}' of '{init_id}' must be finite, got {value}")
-        merged[name] = float(value)
+    given = {name: check_value(init_id, name, value, entry.rule(name)) for name, value in given.items()}
+    merged = {**entry.params, **given}
+    check_combination(init_id, merged, entry.rules)
     if entry.check is not None:
         problem = entry.check(merged)
         if problem:
-            raise ValueError(f"initializer '{init_id}': {problem}")
-    return merged
+            raise ParamError(f"initializer '{init_id}': {problem}")
+    return given, merged
 
 
-def build_initializer(init_id: str, params: dict[str, float] | None, seed: int | None):
+def build_initializer(init_id: str, params: dict[str, Any] | None, seed: int | None):
     """A seeded Keras initializer. KeyError on an unknown id, ValueError on a bad param."""
     return _entry(init_id).builder(resolve_params(init_id, params), seed)
+
+
+def label(init_id: str, params: dict[str, Any] | None) -> str:
+    """What charts and lists call a choice: "He normal", "Random normal (stddev=0.01)",
+    "custom: truncated normal, fan_in, scale 1, clip 2σ"."""
+    entry = REGISTRY.get(init_id)
+    if entry is None:
+        return init_id
+    if entry.label is not None:
+        return entry.label(dict(params or {}))
+    shown = ", ".join(f"{name}={value:g}" if isinstance(value, (int, float)) else f"{name}={value}"
+                      for name, value in sorted((params or {}).items()))
+    return f"{entry.name} ({shown})" if shown else entry.name
 
 
 def catalog() -> list[dict]:
@@ -242,8 +288,10 @@ def catalog() -> list[dict]:
             "name": entry.name,
             "formula": entry.formula,
             "params": dict(entry.params),
+            "rules": {name: dict(entry.rule(name)) for name in entry.params},
             "reference": entry.reference,
             "kernel_only": entry.kernel_only,
+            "needs_data": entry.rescale_on_data,
         }
         for entry in _ENTRIES
     ]

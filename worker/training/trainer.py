@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from worker.training.datasets import DATASETS, PreparedData, prepare_data
-from worker.training.initializers import REGISTRY, build_initializer, resolve_params
+from worker.training.initializers import REGISTRY, Params, build_initializer, resolve_params
 from worker.training.model import ACTIVATIONS
 from worker.training.sink import Sink
 
@@ -49,11 +49,11 @@ class RunConfig:
     batch_size: int = 128
     epochs: int = 10
     initializer: str = "glorot_uniform"
-    initializer_params: dict[str, float] = field(default_factory=dict)
+    initializer_params: Params = field(default_factory=dict)
     bias_initializer: str = "zeros"
-    bias_initializer_params: dict[str, float] = field(default_factory=dict)
+    bias_initializer_params: Params = field(default_factory=dict)
     output_initializer: str | None = None  # None: the output layer uses `initializer`
-    output_initializer_params: dict[str, float] = field(default_factory=dict)
+    output_initializer_params: Params = field(default_factory=dict)
     stop_on_divergence: bool = True  # end right after the first epoch with a NaN/Inf loss
 
     def validate(self) -> None:
@@ -151,6 +151,7 @@ def train_run(
     import keras
 
     from worker.training.fused_layers import IndexedRows, rows_variable
+    from worker.training.lsuv import rescale_run
 
     # A worker trains many runs in one process; this drops Keras's global state (name
     # counters, the TF graph, the kernel cache) left by the previous run. The default
@@ -160,6 +161,8 @@ def train_run(
     # Python, numpy and backend seeds, for anything not seeded explicitly below.
     keras.utils.set_random_seed(int(config.seed))
     network = _build_model(config)
+    # LSUV rescales its layers on the run's data now, so epoch 0 records the rescaled weights.
+    rescale_run(network, data.x_train, config)
     index = keras.Input(shape=(), dtype="int32", name="row")
     model = keras.Model(index, network(IndexedRows(*rows_variable(data.x_train, data.x_val))(index)))
     model.compile(
@@ -252,7 +255,7 @@ def _build_model(config: RunConfig):
 def initializer_factories(config: RunConfig) -> tuple[Callable[[int], Any], Callable[[int], Any], Callable[[int], Any] | None]:
     """The run's kernel, bias and output-kernel initializer factories (seed → initializer)."""
 
-    def factory(init_id: str, params: dict[str, float]) -> Callable[[int], Any]:
+    def factory(init_id: str, params: Params) -> Callable[[int], Any]:
         return lambda seed: build_initializer(init_id, params, seed)
 
     output = config.output_initializer
