@@ -1,8 +1,9 @@
 // Client-side checks of a study before it is sent, against the very bounds the API enforces:
 // GET /api/limits serves the JSON-schema constraints of StudyCreate with the INITLAB_MAX_*
-// settings folded in, so the form and the server cannot disagree. The server stays the judge
-// (parameter rules of single initializers are only checked there); this saves a round trip
-// and says what is wrong while the user is still looking at the field.
+// settings folded in, and GET /api/initializers each parameter's rule (the registry's own,
+// worker/training/param_rules.py), so the form and the server cannot disagree. The server
+// stays the judge (rules between two numbers, such as minval < maxval, are only checked
+// there); this saves a round trip and says what is wrong while the user is still looking.
 
 const isInt = (v) => typeof v === "number" && Number.isInteger(v);
 const isNum = (v) => typeof v === "number" && Number.isFinite(v);
@@ -37,14 +38,45 @@ function check(field, value, rule, out) {
   if (rule.exclusiveMaximum !== undefined && value >= rule.exclusiveMaximum) out.push({ field, msg: `Input should be less than ${rule.exclusiveMaximum}` });
 }
 
+/** An initializer choice's parameters against the catalog's rules, with the server's field names. */
+function checkInitializer(field, ref, catalog, out) {
+  if (!ref || typeof ref === "string" || !ref.params) return;
+  const entry = catalog.find((item) => item.id === ref.id);
+  if (!entry) return; // an unknown id: the server names it
+  const unknown = Object.keys(ref.params).filter((name) => !(name in (entry.params || {}))).sort();
+  if (unknown.length) {
+    out.push({ field, msg: `initializer '${ref.id}' has no parameter(s) ${unknown.join(", ")}` });
+    return;
+  }
+  const merged = { ...entry.params, ...ref.params };
+  for (const [name, value] of Object.entries(ref.params)) {
+    const rule = entry.rules?.[name] ?? { type: "number" };
+    const where = `${field}.params.${name}`;
+    if (value === null && !rule.nullable) { out.push({ field: where, msg: `must be a ${rule.type}` }); continue; }
+    if (typeof value === "number" && rule.exclusiveMinimum === 0 && value <= 0) out.push({ field: where, msg: "must be positive (> 0)" });
+    else check(where, value, rule, out);
+  }
+  for (const [name, rule] of Object.entries(entry.rules || {})) {
+    for (const [other, allowed] of Object.entries(rule.only_with || {})) {
+      if (merged[name] !== null && merged[name] !== undefined && !allowed.includes(merged[other])) {
+        out.push({ field: `${field}.params.${name}`, msg: `${name} applies only when ${other} is ${allowed.join(" or ")}` });
+      }
+    }
+  }
+}
+
 const get = (body, path) => path.split(".").reduce((node, key) => (node === undefined || node === null ? undefined : node[key]), body);
 
 /**
  * Every problem of a study body: [{field, msg}], the shape of the API's 422 detail, so the same
- * code puts them next to their fields. limits: GET /api/limits; datasets: GET /api/datasets.
+ * code puts them next to their fields. limits: GET /api/limits; datasets: GET /api/datasets;
+ * catalog: GET /api/initializers.
  */
-export function validateStudy(body, limits, datasets = []) {
+export function validateStudy(body, limits, datasets = [], catalog = []) {
   const out = [];
+  (Array.isArray(body.initializers) ? body.initializers : []).forEach((ref, i) => checkInitializer(`initializers.${i}`, ref, catalog, out));
+  checkInitializer("bias_initializer", body.bias_initializer, catalog, out);
+  checkInitializer("model.output_initializer", body.model?.output_initializer, catalog, out);
   for (const [field, rule] of Object.entries(limits.fields)) {
     const value = get(body, field);
     if (value === undefined) continue; // left to its default on the server

@@ -79,21 +79,46 @@ async function loadDatasets() {
   describe();
 }
 
+/** One parameter's control, from its rule in the catalog: a list for words, a number box otherwise. */
+function paramControl(init, name, value) {
+  const rule = init.rules?.[name] ?? { type: "number" };
+  const attrs = { id: `param-${init.id}-${name}`, "data-param": name, "aria-label": `${name} of ${init.name}` };
+  if (rule.type === "string" && Array.isArray(rule.enum)) {
+    return el("select", { ...attrs, "data-default": String(value) },
+      ...rule.enum.map((option) => el("option", { value: option, text: option, selected: option === value })));
+  }
+  const blank = rule.nullable ? { placeholder: "default", title: "leave blank for the default" } : {};
+  return el("input", { ...attrs, ...blank, type: "number", step: "any", value: value === null ? "" : String(value),
+                       min: rule.exclusiveMinimum ?? rule.minimum, max: rule.maximum });
+}
+
+/** A parameter that applies only with certain values of another (clip σ: a truncated normal) is off otherwise. */
+function applyOnlyWith(item, init) {
+  for (const [name, rule] of Object.entries(init.rules || {})) {
+    const control = item.querySelector(`[data-param="${name}"]`);
+    for (const [other, allowed] of Object.entries(rule.only_with || {})) {
+      const off = !allowed.includes(item.querySelector(`[data-param="${other}"]`)?.value);
+      control.disabled = off;
+      if (off) control.value = "";
+    }
+  }
+}
+
 function initializerItem(init) {
   const id = `init-${init.id}`;
-  const params = Object.entries(init.params || {}).map(([name, value]) => {
-    const inputId = `param-${init.id}-${name}`;
-    return el("span", { class: "param" },
-      el("label", { for: inputId, text: name }),
-      el("input", { id: inputId, type: "number", step: "any", value: String(value), "data-param": name,
-                    "aria-label": `${name} of ${init.name}` }));
-  });
-  return el("div", { class: "initializer", "data-initializer": init.id },
+  const params = Object.entries(init.params || {}).map(([name, value]) => el("span", { class: "param" },
+    el("label", { for: `param-${init.id}-${name}`, text: name }), paramControl(init, name, value)));
+  const item = el("div", { class: "initializer", "data-initializer": init.id },
     el("input", { type: "checkbox", id, name: "initializers", value: init.id, "aria-describedby": `${id}-formula` }),
     el("div", { class: "initializer-text" },
       el("label", { for: id, text: init.name }),
       el("code", { id: `${id}-formula`, class: "formula", text: init.formula, title: init.reference || "" }),
       params.length ? el("span", { class: "params" }, ...params) : null));
+  if (Object.values(init.rules || {}).some((rule) => rule.only_with)) {
+    item.addEventListener("change", () => applyOnlyWith(item, init));
+    applyOnlyWith(item, init);
+  }
+  return item;
 }
 
 async function loadInitializers() {
@@ -113,6 +138,7 @@ async function loadPresets() {
     type: "button", class: "secondary small", "data-preset": preset.id, title: preset.description, text: preset.name,
     onclick: () => {
       fillForm(form, preset.study);
+      for (const item of form.querySelectorAll(".initializer")) item.dispatchEvent(new Event("change"));
       clearErrors(form, formError);
       updateRunCount();
       $("f-name").focus();
@@ -134,7 +160,7 @@ async function submit(event) {
   clearErrors(form, formError);
   const body = readForm(form, choices.initializers);
   if (choices.limits) {
-    const problems = validateStudy(body, choices.limits, choices.datasets);
+    const problems = validateStudy(body, choices.limits, choices.datasets, choices.initializers);
     if (problems.length) {
       const n = problems.length;
       showErrors(form, formError, problems, body, `Please fix ${n} problem${n === 1 ? "" : "s"} before creating the study; see the marked fields.`);

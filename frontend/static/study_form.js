@@ -22,10 +22,11 @@ export function readForm(form, catalog) {
     const defaults = catalog.find((c) => c.id === id)?.params ?? {};
     const params = {};
     let changed = false;
-    for (const input of item.querySelectorAll("input[data-param]")) {
-      const value = numberOrNull(input);
-      params[input.dataset.param] = value;
-      if (value !== defaults[input.dataset.param]) changed = true;
+    for (const control of item.querySelectorAll("[data-param]")) {
+      // A list holds words (the custom initializer's distribution, mode); a blank box is null (its default).
+      const value = control.tagName === "SELECT" ? control.value : numberOrNull(control);
+      params[control.dataset.param] = value;
+      if (value !== (defaults[control.dataset.param] ?? null)) changed = true;
     }
     return changed ? { id, params } : id;
   });
@@ -71,12 +72,13 @@ function slotFor(form, field) {
   return best;
 }
 
-/** What the rest of a field path points at, in words: "for he_normal", "item 2", "stddev". */
+/** What the rest of a field path points at, in words: "for he_normal", "for custom, mode", "item 2", "stddev". */
 function describeRest(field, rest, body) {
-  const init = /^initializers\.(\d+)/.exec(field);
+  const init = /^initializers\.(\d+)(?:\.params\.(\w+))?/.exec(field);
   if (init) {
     const ref = body?.initializers?.[Number(init[1])];
-    return ref ? `for ${typeof ref === "string" ? ref : ref.id}` : rest;
+    if (!ref) return rest;
+    return `for ${typeof ref === "string" ? ref : ref.id}${init[2] ? `, ${init[2]}` : ""}`;
   }
   return /^\d+$/.test(rest) ? `item ${Number(rest) + 1}` : rest;
 }
@@ -103,9 +105,10 @@ export function fillForm(form, study) {
   for (const item of form.querySelectorAll(".initializer")) {
     const params = chosen.get(item.dataset.initializer);
     item.querySelector("input[type=checkbox]").checked = params !== undefined;
-    for (const input of item.querySelectorAll("input[data-param]")) {
-      if (params && input.dataset.param in params) input.value = String(params[input.dataset.param]);
-      else input.value = input.defaultValue;
+    for (const control of item.querySelectorAll("[data-param]")) {
+      const given = params && control.dataset.param in params ? params[control.dataset.param] : undefined;
+      const fallback = control.tagName === "SELECT" ? control.dataset.default : control.defaultValue;
+      control.value = given === undefined ? fallback : given === null ? "" : String(given);
     }
   }
   set("f-bias", refId(study.bias_initializer) || "zeros");

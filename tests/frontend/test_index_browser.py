@@ -21,7 +21,9 @@ def test_form_checks_before_sending_and_shows_server_errors(live_server, page, a
     posts = []
     page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
     _open_form(page, live_server)
-    assert page.locator("#initializer-list input[type=checkbox]").count() == 18
+    from worker.training.initializers import REGISTRY
+
+    assert page.locator("#initializer-list input[type=checkbox]").count() == len(REGISTRY)
     assert "N(0, 1/fan_in)" in page.locator("#initializer-list").inner_text()  # each initializer's formula
     page.get_by_label("Name", exact=True).fill("Invalid study")
     page.get_by_label("He normal", exact=True).check()
@@ -40,19 +42,19 @@ def test_form_checks_before_sending_and_shows_server_errors(live_server, page, a
     assert "before creating the study" in page.locator("#form-error").inner_text()
     page.screenshot(path=str(artifacts / "index_checks.png"), full_page=True)
 
-    # Only the server knows an initializer's own parameter rules: its 422 lands by the list.
+    # Only the server knows a rule between two parameters (minval < maxval): its 422 lands by the list.
     page.get_by_label("Epochs").fill("1")
     page.get_by_label("Seeds").fill("7")
     page.get_by_label("Hidden layer widths").fill("16")
     page.get_by_label("Dropout").fill("0")
-    page.get_by_label("Random normal", exact=True).check()
-    page.get_by_label("stddev of Random normal").fill("-1")
+    page.get_by_label("Random uniform", exact=True).check()
+    page.get_by_label("minval of Random uniform").fill("0.5")
     with page.expect_response(lambda r: r.url.endswith("/api/studies") and r.request.method == "POST") as answer:
         page.get_by_role("button", name="Create study").click()
     assert answer.value.status == 422
-    assert "stddev" in page.locator("#err-initializers").inner_text()
+    assert "minval" in page.locator("#err-initializers").inner_text()
     assert "server rejected" in page.locator("#form-error").inner_text()
-    page.get_by_label("stddev of Random normal").fill("0.05")
+    page.get_by_label("minval of Random uniform").fill("-0.05")
     page.get_by_role("button", name="Create study").click()
     page.wait_for_url(re.compile(r"/studies/\d+$"), timeout=15000)
     errors = [e for e in page.watch.errors if "422" not in e]  # the browser's own log line for the refused POST
@@ -94,3 +96,46 @@ def test_study_list_filters_by_name_and_compares(live_server, finished_study, pa
     assert len(colours) >= 4 and len(set(colours)) == 1
     page.screenshot(path=str(artifacts / "compare.png"), full_page=True)
     assert page.watch.errors == [] and page.watch.external() == []
+
+
+def test_form_builds_lsuv_and_a_custom_clipped_normal(live_server, page, artifacts):
+    import json
+    import urllib.request
+
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    _open_form(page, live_server)
+    page.get_by_label("Name", exact=True).fill("LSUV and a clipped normal")
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Seeds").fill("0")
+    for name in ("He normal", "Uniform ±1/√fan_in", "LSUV (layer-sequential unit variance)",
+                 "Custom"):
+        page.get_by_label(name, exact=True).check()
+    distribution = page.get_by_label("distribution of Custom")
+    clip = page.get_by_label("clip_sigma of Custom")
+    scale = page.get_by_label("scale of Custom")
+    # clip σ belongs to a truncated normal only: off for the others, as the API's rule says.
+    distribution.select_option("uniform")
+    assert clip.is_disabled()
+    distribution.select_option("truncated_normal")
+    assert clip.is_enabled()
+    clip.fill("1.5")
+    scale.fill("-1")  # refused by the form itself, with the registry's rule, before any POST
+    page.get_by_role("button", name="Create study").click()
+    page.locator("#err-initializers").wait_for()
+    assert "for custom, scale" in page.locator("#err-initializers").inner_text()
+    assert "positive" in page.locator("#err-initializers").inner_text()
+    assert posts == []
+    page.locator("#initializers-fieldset").screenshot(path=str(artifacts / "index_custom_initializer.png"))
+    scale.fill("2")
+    with page.expect_response(lambda r: r.url.endswith("/api/studies") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Create study").click()
+    assert answer.value.status == 201, answer.value.text()
+    sent = json.loads(answer.value.request.post_data)
+    assert sent["initializers"] == ["uniform_fan_in", "he_normal", "lsuv", {"id": "custom", "params": {
+        "distribution": "truncated_normal", "mode": "fan_in", "scale": 2, "clip_sigma": 1.5}}]
+    page.wait_for_url(re.compile(r"/studies/\d+$"), timeout=15000)
+    with urllib.request.urlopen(f"{live_server}/api/studies/{page.url.rsplit('/', 1)[1]}") as response:
+        study = json.load(response)
+    assert [(run["initializer"], run["initializer_params"].get("clip_sigma")) for run in study["runs"]] == [
+        ("uniform_fan_in", None), ("he_normal", None), ("lsuv", None), ("custom", 1.5)]
