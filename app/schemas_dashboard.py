@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.schemas import Numbers, UtcDatetime
+from worker.training.initializers import ParamValue
 
 Value = float | None
 
@@ -126,7 +127,7 @@ class Group(BaseModel):
 
     key: str
     initializer: str
-    params: dict[str, float]
+    params: dict[str, ParamValue]
     label: str
     formula: str
     run_ids: list[int]

@@ -19,11 +19,14 @@ def is_finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def initializer_key(initializer: str, params: dict[str, float] | None) -> str:
+def initializer_key(initializer: str, params: dict[str, Any] | None) -> str:
     """One key per initializer choice: the same id with two different stddevs is two groups."""
     if not params:
         return initializer
-    return f"{initializer}({','.join(f'{name}={params[name]:g}' for name in sorted(params))})"
+    def shown(value: Any) -> str:  # custom initializers also carry words and nulls
+        return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+    return f"{initializer}({','.join(f'{name}={shown(params[name])}' for name in sorted(params))})"
 
 
 def mean_std(values: Iterable[Any]) -> dict[str, float | int | None]:

@@ -103,8 +103,10 @@ def theory_of(initializer: Any, shape: tuple[int, ...]) -> Theory | None:
 
 def theory_for(init_id: str, params: dict[str, Any], shape: tuple[int, ...]) -> Theory | None:
     """The registry entry ``init_id`` with ``params``, for a tensor of ``shape``."""
-    from worker.training.initializers import build_initializer
+    from worker.training.initializers import REGISTRY, build_initializer
 
+    if init_id in REGISTRY and REGISTRY[init_id].rescale_on_data:
+        return None  # LSUV: drawn, then rescaled on a data batch; no closed form to check
     try:
         built = build_initializer(init_id, params, 0)
     except (KeyError, ValueError):

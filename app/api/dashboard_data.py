@@ -24,19 +24,18 @@ from app.api.dashboard_cache import CACHE
 from app.storage import views
 from app.storage.studies import study_status
 from worker.training.initializers import REGISTRY
+from worker.training.initializers import label as initializer_label
 
 
-def _label(initializer: str, params: dict[str, float]) -> str:
-    entry = REGISTRY.get(initializer)
-    name = entry.name if entry else initializer
-    return f"{name} ({', '.join(f'{k}={v:g}' for k, v in sorted(params.items()))})" if params else name
+def _label(initializer: str, params: dict[str, Any]) -> str:
+    return initializer_label(initializer, params)
 
 
 def _groups(spec: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Initializer groups in the study's own order (so colours stay put), each with its runs by seed."""
     groups: dict[str, dict[str, Any]] = {}
 
-    def add(initializer: str, params: dict[str, float]) -> dict[str, Any]:
+    def add(initializer: str, params: dict[str, Any]) -> dict[str, Any]:
         key = initializer_key(initializer, params)
         return groups.setdefault(key, {"key": key, "initializer": initializer, "params": dict(params), "runs": []})
 

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 
 from app.schemas import TERMINAL_STATUSES, RunPublic, StudyCreate, StudyPublic, StudySummary
 from app.storage.db import session_scope
-from app.storage.models import EpochMetric, LayerStat, Run, Study, utcnow
+from app.storage.models import EpochMetric, LayerDiagnostic, LayerStat, Run, Study, utcnow
 
 
 def study_status(counts: dict[str, int]) -> str:
@@ -126,6 +126,7 @@ def claim_run(run_id: int, worker_host: str | None = None) -> RunPublic | None:
             return None
         session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id))
         session.execute(delete(LayerStat).where(LayerStat.run_id == run_id))
+        session.execute(delete(LayerDiagnostic).where(LayerDiagnostic.run_id == run_id))
         return RunPublic.model_validate(session.get(Run, run_id))
 
 

@@ -352,3 +352,30 @@ def test_summary_statistics_baseline_choice_and_bad_parameters(sqlite_app):
     assert sqlite_app.get("/api/studies/999/summary?baseline=he_normal").status_code == 404
     compare = sqlite_app.get(f"/api/compare?ids={study_id}").json()["studies"][0]
     assert compare["statistics"] is None and compare["groups"][0]["stats"] is None
+
+
+def test_custom_initializers_with_word_params_get_their_own_groups_and_labels(sqlite_app):
+    from app.schemas import StudyCreate
+    from app.storage import records, studies
+
+    clipped = {"id": "custom", "params": {"distribution": "truncated_normal", "mode": "fan_in", "scale": 1.0,
+                                          "clip_sigma": 2.0}}
+    uniform = {"id": "custom", "params": {"distribution": "uniform", "mode": "fan_avg", "scale": 1.0}}
+    study = studies.create_study(StudyCreate(
+        name="custom", dataset={"name": "mnist", "train_samples": 100, "validation_samples": 50},
+        model={"hidden_units": [16]}, training={"epochs": 1}, initializers=[clipped, uniform, "lsuv"], seeds=[0]))
+    for run in study.runs:
+        studies.claim_run(run.id, worker_host="test")
+        records.record_layers(run.id, 0, _layer_rows(np.random.default_rng(run.id), 0.05, 0))
+        records.record_epoch(run.id, 1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5,
+                                         "seconds": 1.0})
+        studies.finish_run(run.id, "succeeded")
+    view = sqlite_app.get(f"/api/studies/{study.id}/summary").json()
+    assert len({group["key"] for group in view["groups"]}) == 3
+    labels = [group["label"] for group in view["groups"]]
+    assert labels[0].startswith("custom: truncated normal") and "clip 2σ" in labels[0], labels
+    assert labels[1].startswith("custom: uniform") and labels[2].startswith("LSUV"), labels
+    for path in ("gradients", "failures", "theory"):
+        assert sqlite_app.get(f"/api/studies/{study.id}/{path}").status_code == 200, path
+    checks = sqlite_app.get(f"/api/studies/{study.id}/theory").json()["layers"][0]["runs"]
+    assert checks[2]["theory"] is None  # LSUV is rescaled on data: nothing closed-form to check against
