@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from celery import Celery
 
@@ -40,7 +41,7 @@ def dispatch(run_ids: list[int] | None = None) -> list[int]:
 
     settings = get_settings()
     taken = studies.take_undispatched_runs(run_ids)
-    groups = plan_groups(studies.study_of_runs(taken), settings.fuse_max, settings.worker_concurrency)
+    groups = plan_groups(studies.fuse_keys_of_runs(taken), settings.fuse_max, settings.worker_concurrency)
     try:
         _publish(groups)
     except QueueUnavailable:
@@ -49,8 +50,8 @@ def dispatch(run_ids: list[int] | None = None) -> list[int]:
     return taken
 
 
-def plan_groups(study_of_run: dict[int, int], fuse_max: int, workers: int = 1) -> list[list[int]]:
-    """Split runs into groups of one study, at most ``fuse_max`` runs each.
+def plan_groups(study_of_run: dict[int, Any], fuse_max: int, workers: int = 1) -> list[list[int]]:
+    """Split runs into groups of one study (and one grid cell: the key), at most ``fuse_max`` runs each.
 
     A study's runs (in id order) go into a multiple of ``workers`` groups (or one group
     per run, if fewer), the fewest that ``fuse_max`` allows, of sizes that differ by at

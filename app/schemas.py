@@ -167,6 +167,32 @@ class StudyCreate(Strict):
     initializers: list[InitializerRef] = Field(min_length=1)
     bias_initializer: InitializerRef = Field(default_factory=lambda: InitializerChoice(id="zeros"))
     seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(default_factory=lambda: [0], min_length=1)
+    activations: list[Activation] | None = Field(
+        default=None, min_length=1,
+        description="a grid: the runs are repeated for each activation (instead of model.activation)")
+    depths: list[Annotated[int, Field(ge=1)]] | None = Field(
+        default=None, min_length=1,
+        description="a grid: the runs are repeated for each number of hidden layers, each layer as wide as "
+                    "model.hidden_units[0] (instead of model.hidden_units)")
+
+    @field_validator("activations")
+    @classmethod
+    def _distinct_activations(cls, activations: list[str] | None) -> list[str] | None:
+        if activations is not None and len(set(activations)) != len(activations):
+            raise ValueError("activations must be distinct")
+        return activations
+
+    @field_validator("depths")
+    @classmethod
+    def _depths_within_limit(cls, depths: list[int] | None) -> list[int] | None:
+        if depths is None:
+            return depths
+        if len(set(depths)) != len(depths):
+            raise ValueError("depths must be distinct")
+        limit = get_settings().max_hidden_layers
+        if max(depths) > limit:
+            raise ValueError(f"at most {limit} hidden layers (INITLAB_MAX_HIDDEN_LAYERS)")
+        return depths
 
     @field_validator("initializers", mode="before")
     @classmethod
@@ -205,19 +231,28 @@ class StudyCreate(Strict):
     @model_validator(mode="after")
     def _within_limits(self) -> "StudyCreate":
         settings = get_settings()
-        runs = len(self.initializers) * len(self.seeds)
+        runs = len(self.initializers) * len(self.seeds) * len(self.grid())
         if runs > settings.max_runs_per_study:
-            raise ValueError(f"{runs} runs (initializers x seeds) exceed the limit of "
+            raise ValueError(f"{runs} runs (initializers x seeds x activations x depths) exceed the limit of "
                              f"{settings.max_runs_per_study} (INITLAB_MAX_RUNS_PER_STUDY)")
-        parameters = self.parameter_count()
+        parameters = max(self.parameter_count(depth) for _, depth in self.grid())
         if parameters > settings.max_parameters:
-            raise ValueError(f"model.hidden_units: the model has {parameters:,} parameters, more than the limit of "
+            field = "depths" if self.depths else "model.hidden_units"
+            raise ValueError(f"{field}: the model has {parameters:,} parameters, more than the limit of "
                              f"{settings.max_parameters:,} (INITLAB_MAX_PARAMETERS)")
         return self
 
-    def parameter_count(self) -> int:
+    def grid(self) -> list[tuple[str | None, int | None]]:
+        """(activation, depth) of each cell of the study's grid; None: the model's own."""
+        return [(activation, depth) for activation in (self.activations or [None]) for depth in (self.depths or [None])]
+
+    def hidden_units_for(self, depth: int | None) -> list[int]:
+        """A grid depth is that many layers as wide as the model's first; None: the model's own widths."""
+        return list(self.model.hidden_units) if depth is None else [self.model.hidden_units[0]] * depth
+
+    def parameter_count(self, depth: int | None = None) -> int:
         info = DATASETS[self.dataset.name]
-        widths = [info.input_dim, *self.model.hidden_units, info.num_classes]
+        widths = [info.input_dim, *self.hidden_units_for(depth), info.num_classes]
         return sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(widths, widths[1:]))
 
 
@@ -229,6 +264,8 @@ class RunPublic(BaseModel):
     initializer: str
     initializer_params: dict[str, ParamValue]
     seed: int
+    activation: str | None = Field(default=None, description="this run's activation in a grid study (null: model.activation)")
+    depth: int | None = Field(default=None, description="this run's hidden layers in a grid study (null: model.hidden_units)")
     status: RunStatus
     epoch: int
     epochs: int

@@ -128,6 +128,8 @@ class Group(BaseModel):
     key: str
     initializer: str
     params: dict[str, ParamValue]
+    activation: str | None = Field(default=None, description="the group's activation (a grid study's cell, else the model's)")
+    depth: int | None = Field(default=None, description="the group's number of hidden layers")
     label: str
     formula: str
     run_ids: list[int]

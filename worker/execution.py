@@ -30,7 +30,8 @@ def run_config(run: RunPublic, spec: StudyCreate):
         run_id=run.id, seed=run.seed,
         dataset=spec.dataset.name, train_samples=spec.dataset.train_samples,
         validation_samples=spec.dataset.validation_samples, subset_seed=spec.dataset.subset_seed,
-        hidden_units=list(spec.model.hidden_units), activation=spec.model.activation, dropout=spec.model.dropout,
+        hidden_units=spec.hidden_units_for(run.depth), activation=run.activation or spec.model.activation,
+        dropout=spec.model.dropout,
         optimizer=spec.training.optimizer, learning_rate=spec.training.learning_rate,
         batch_size=spec.training.batch_size, epochs=spec.training.epochs,
         stop_on_divergence=spec.training.stop_on_divergence,
@@ -63,9 +64,9 @@ def execute_group(run_ids: list[int], stop_event: Callable[[], bool] | None = No
     different studies (a hand-made message) train one study after the other.
     """
     outcomes: dict[int, str] = {}
-    by_study: dict[int, list[int]] = {}
-    for run_id, study_id in sorted(studies.study_of_runs(list(run_ids)).items()):
-        by_study.setdefault(study_id, []).append(run_id)
+    by_study: dict[tuple, list[int]] = {}  # one fused model per study and grid cell
+    for run_id, key in sorted(studies.fuse_keys_of_runs(list(run_ids)).items()):
+        by_study.setdefault(key, []).append(run_id)
     for ids in by_study.values():
         outcomes.update(_claim_and_train(ids, stop_event))
     return outcomes

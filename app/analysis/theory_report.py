@@ -17,15 +17,20 @@ from app.analysis.theory import Theory, density_on, ks_from_quantiles, mismatch_
 # when the study names one.
 
 
-def layer_shapes(spec: dict[str, Any]) -> list[tuple[str, int, int]]:
-    """(name, fan_in, units) of every Dense layer of the study's model, input to output."""
+def layer_shapes(spec: dict[str, Any], depth: int | None = None) -> list[tuple[str, int, int]]:
+    """(name, fan_in, units) of every Dense layer of the model, input to output.
+
+    ``depth``: a grid study's run with that many hidden layers, each as wide as the first.
+    """
     from worker.training.datasets import DATASETS
     from worker.training.model import dense_layer_names
 
     info = DATASETS[spec["dataset"]["name"]]
-    widths = [info.input_dim, *spec["model"]["hidden_units"], info.num_classes]
-    names = dense_layer_names(len(spec["model"]["hidden_units"]))
-    return [(name, widths[index], widths[index + 1]) for index, name in enumerate(names)]
+    hidden = list(spec["model"]["hidden_units"])
+    if depth:
+        hidden = [hidden[0]] * depth
+    widths = [info.input_dim, *hidden, info.num_classes]
+    return [(name, widths[index], widths[index + 1]) for index, name in enumerate(dense_layer_names(len(hidden)))]
 
 
 def _ref(value: Any) -> tuple[str, dict[str, Any]]:
@@ -56,11 +61,18 @@ def theory_report(spec: dict[str, Any], runs: list[dict[str, Any]], tensors: lis
     stored = {(row["run_id"], row["layer"]): row for row in tensors}
     layers = []
     mismatches = 0
-    for name, fan_in, units in layer_shapes(spec):
-        shape = (fan_in, units) if kind == "kernel" else (units,)
-        size = math.prod(shape)
+    shapes_of = {run_id: {name: (fan_in, units) for name, fan_in, units in layer_shapes(spec, run.get("depth"))}
+                 for run_id, run in by_run.items()}
+    deepest = max(by_run.values(), key=lambda run: run.get("depth") or 0, default={})
+    for name, _, _ in layer_shapes(spec, deepest.get("depth")):
         rows, curves = [], {}
+        fan_in = units = size = 0
         for run_id, run in by_run.items():
+            if name not in shapes_of[run_id]:
+                continue  # a shallower run of a grid study has no such layer
+            fan_in, units = shapes_of[run_id][name]
+            shape = (fan_in, units) if kind == "kernel" else (units,)
+            size = math.prod(shape)
             init_id, params = scheme_of(spec, run, name, kind)
             theory = _theory(init_id, tuple(sorted(params.items())), shape)
             row = stored.get((run_id, name))

@@ -172,6 +172,16 @@ def _presets() -> tuple[Preset, ...]:
             study = json.loads(path.read_text())
             found.append(Preset(id=preset_id, name=study.get("name", file), description=description, study=study))
     found.append(Preset(
+        id="activation-grid", name="activation × initializer (seed 001's table)",
+        description="Seed 001's recommendation table, measured: Glorot vs He under relu, leaky_relu, tanh, sigmoid "
+                    "and linear, 3 seeds each, shown as a heatmap of final validation accuracy.",
+        study={"name": "activation x initializer",
+               "dataset": {"name": "mnist", "train_samples": 10000, "validation_samples": 5000},
+               "model": {"hidden_units": [128, 64], "activation": "relu", "dropout": 0.0, "output_initializer": None},
+               "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 128, "epochs": 5},
+               "initializers": ["glorot_uniform", "he_normal"], "bias_initializer": "zeros", "seeds": [0, 1, 2],
+               "activations": ["relu", "leaky_relu", "tanh", "sigmoid", "linear"]}))
+    found.append(Preset(
         id="deep-10", name="deep network: 10 hidden layers",
         description="Seed 001's exercise: ten ReLU layers of 64, where a too-small normal makes gradients vanish "
                     "and He keeps them alive. 20000 training images to keep it quick.",

@@ -27,25 +27,33 @@ from worker.training.initializers import REGISTRY
 from worker.training.initializers import label as initializer_label
 
 
-def _label(initializer: str, params: dict[str, Any]) -> str:
-    return initializer_label(initializer, params)
+def _label(initializer: str, params: dict[str, Any], activation: str | None = None, depth: int | None = None) -> str:
+    cell = [activation] if activation else []
+    cell += [f"{depth} layer{'s' if depth != 1 else ''}"] if depth else []
+    return " · ".join([initializer_label(initializer, params), *cell])
 
 
 def _groups(spec: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Initializer groups in the study's own order (so colours stay put), each with its runs by seed."""
+    """Initializer groups in the study's own order (so colours stay put), each with its runs by seed.
+
+    In a grid study (activations and/or depths) a group is one initializer in one grid cell.
+    """
     groups: dict[str, dict[str, Any]] = {}
 
-    def add(initializer: str, params: dict[str, Any]) -> dict[str, Any]:
-        key = initializer_key(initializer, params)
-        return groups.setdefault(key, {"key": key, "initializer": initializer, "params": dict(params), "runs": []})
+    def add(initializer: str, params: dict[str, Any], activation: str | None, depth: int | None) -> dict[str, Any]:
+        key = initializer_key(initializer, params) + (f"|{activation}" if activation else "") + (f"|d{depth}" if depth else "")
+        return groups.setdefault(key, {"key": key, "initializer": initializer, "params": dict(params),
+                                       "activation": activation, "depth": depth, "runs": []})
 
-    for ref in spec.get("initializers", []):
-        if isinstance(ref, str):
-            add(ref, {})
-        elif isinstance(ref, dict) and "id" in ref:
-            add(ref["id"], ref.get("params") or {})
+    for activation in spec.get("activations") or [None]:
+        for depth in spec.get("depths") or [None]:
+            for ref in spec.get("initializers", []):
+                if isinstance(ref, str):
+                    add(ref, {}, activation, depth)
+                elif isinstance(ref, dict) and "id" in ref:
+                    add(ref["id"], ref.get("params") or {}, activation, depth)
     for run in runs:
-        add(run["initializer"], run["initializer_params"] or {})["runs"].append(run)
+        add(run["initializer"], run["initializer_params"] or {}, run.get("activation"), run.get("depth"))["runs"].append(run)
     seeds = list(spec.get("seeds", []))
     order = {seed: i for i, seed in enumerate(seeds)}
     for group in groups.values():
@@ -69,6 +77,8 @@ def study_summary(study_id: int, max_points: int = 200, with_runs: bool = True, 
         by_run[row["run_id"]].append(row)
     all_epochs = sorted({row["epoch"] for rows in by_run.values() for row in rows})
     shown = pick_epochs(all_epochs, max_points)
+    model = header["spec"].get("model") or {}
+    spec_activation, spec_depth = model.get("activation"), len(model.get("hidden_units") or []) or None
     groups, tables, series_out, paired = [], [], [], []
     for group in _groups(header["spec"], runs):
         verdicts = [run_verdict(by_run[run["id"]]) for run in group["runs"]]
@@ -80,7 +90,8 @@ def study_summary(study_id: int, max_points: int = 200, with_runs: bool = True, 
         per_metric = {m: [{row["epoch"]: row[m] for row in by_run[run["id"]]} for run in group["runs"]] for m in METRICS}
         groups.append({
             "key": group["key"], "initializer": group["initializer"], "params": group["params"],
-            "label": _label(group["initializer"], group["params"]),
+            "activation": group["activation"] or spec_activation, "depth": group["depth"] or spec_depth,
+            "label": _label(group["initializer"], group["params"], group["activation"], group["depth"]),
             "formula": REGISTRY[group["initializer"]].formula if group["initializer"] in REGISTRY else "",
             "run_ids": [run["id"] for run in group["runs"]], "seeds": [run["seed"] for run in group["runs"]],
             "curves": Curves(epochs=shown, **{m: _band(per_metric[m], shown) for m in METRICS}),
@@ -128,7 +139,8 @@ def gradient_view(study_id: int, max_points: int = 200) -> GradientView | None:
     for group in _groups(header["spec"], runs):
         bands = {layer: _band([aggregates[run["id"]].norms.get(layer, {}) for run in group["runs"]], shown)
                  for layer in layers}
-        groups.append(GradientGroup(key=group["key"], label=_label(group["initializer"], group["params"]), layers=bands))
+        groups.append(GradientGroup(key=group["key"], label=_label(group["initializer"], group["params"], group["activation"],
+                                                                   group["depth"]), layers=bands))
     ordered = sorted(layers.items(), key=lambda item: item[1])
     return GradientView(study_id=study_id, epochs=shown, layers=[LayerRef(layer=n, index=i) for n, i in ordered],
                         groups=groups, downsampled=len(shown) < len(all_epochs))

@@ -74,6 +74,9 @@ class Run(Base):
     initializer: Mapped[str] = mapped_column(String(64))
     initializer_params: Mapped[dict[str, Any]]
     seed: Mapped[int]
+    # A grid study's cell (null outside a grid: the study's model.activation / hidden_units).
+    activation: Mapped[str | None] = mapped_column(String(32), default=None)
+    depth: Mapped[int | None] = mapped_column(default=None)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     epoch: Mapped[int] = mapped_column(default=0)
     epochs: Mapped[int]

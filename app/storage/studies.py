@@ -54,7 +54,9 @@ def create_study(spec: StudyCreate, idempotency_key: str | None = None) -> Study
     with session_scope() as session:
         study = Study(name=spec.name, spec=spec.model_dump(mode="json"), idempotency_key=idempotency_key)
         study.runs = [
-            Run(initializer=ref.id, initializer_params=dict(ref.params), seed=seed, epochs=spec.training.epochs)
+            Run(initializer=ref.id, initializer_params=dict(ref.params), seed=seed, epochs=spec.training.epochs,
+                activation=activation, depth=depth)
+            for activation, depth in spec.grid()
             for ref in spec.initializers
             for seed in spec.seeds
         ]
@@ -230,12 +232,13 @@ def dispatched_queued_runs(older_than: timedelta) -> list[int]:
         ))
 
 
-def study_of_runs(run_ids: list[int]) -> dict[int, int]:
-    """Each run's study id (runs that do not exist are left out)."""
+def fuse_keys_of_runs(run_ids: list[int]) -> dict[int, tuple]:
+    """Each run's (study, activation, depth): runs that share it can train in one fused model."""
     if not run_ids:
         return {}
     with session_scope() as session:
-        return dict(session.execute(select(Run.id, Run.study_id).where(Run.id.in_(run_ids))).tuples().all())
+        rows = session.execute(select(Run.id, Run.study_id, Run.activation, Run.depth).where(Run.id.in_(run_ids)))
+        return {row.id: (row.study_id, row.activation or "", row.depth or 0) for row in rows}
 
 
 def forget_dispatch(run_ids: list[int]) -> None:

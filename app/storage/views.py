@@ -15,7 +15,7 @@ from sqlalchemy import Float, func, select, type_coerce
 from app.storage.db import session_scope
 from app.storage.models import EpochMetric, LayerStat, Run, Study
 
-RUN_COLUMNS = (Run.id, Run.initializer, Run.initializer_params, Run.seed, Run.status, Run.epoch, Run.epochs,
+RUN_COLUMNS = (Run.id, Run.initializer, Run.initializer_params, Run.seed, Run.activation, Run.depth, Run.status, Run.epoch, Run.epochs,
                Run.batch, Run.batches, Run.attempts, Run.cancel_requested, Run.error, Run.created_at,
                Run.started_at, Run.finished_at, Run.heartbeat_at)
 

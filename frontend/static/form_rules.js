@@ -86,8 +86,9 @@ export function validateStudy(body, limits, datasets = [], catalog = []) {
   const seeds = Array.isArray(body.seeds) ? body.seeds : [];
   if (new Set(seeds).size !== seeds.length) out.push({ field: "seeds", msg: "seeds must be distinct" });
   const inits = Array.isArray(body.initializers) ? body.initializers.length : 0;
-  if (inits * seeds.length > settings.max_runs_per_study) {
-    out.push({ field: "seeds", msg: `${inits * seeds.length} runs (initializers x seeds) exceed the limit of ${settings.max_runs_per_study}` });
+  const cells = (Array.isArray(body.activations) ? body.activations.length : 1) * (Array.isArray(body.depths) ? body.depths.length : 1);
+  if (inits * seeds.length * cells > settings.max_runs_per_study) {
+    out.push({ field: "seeds", msg: `${inits * seeds.length * cells} runs (initializers x seeds x activations x depths) exceed the limit of ${settings.max_runs_per_study}` });
   }
   const dataset = datasets.find((d) => d.id === body.dataset?.name);
   const units = body.model?.hidden_units;

@@ -52,7 +52,15 @@ export function readForm(form, catalog) {
     initializers,
     bias_initializer: $("f-bias").value || "zeros",
     seeds: parseList($("f-seeds").value),
+    activations: optionalList($("f-activations").value),
+    depths: optionalList($("f-depths").value),
   };
+}
+
+/** A grid field: blank -> null (no grid on that axis), else the list. */
+function optionalList(text) {
+  const items = parseList(text);
+  return items.length ? items : null;
 }
 
 export function clearErrors(form, summary) {
@@ -113,6 +121,8 @@ export function fillForm(form, study) {
   }
   set("f-bias", refId(study.bias_initializer) || "zeros");
   set("f-seeds", (study.seeds ?? [0]).join(", "));
+  set("f-activations", (study.activations ?? []).join(", "));
+  set("f-depths", (study.depths ?? []).join(", "));
 }
 
 /**

@@ -164,3 +164,38 @@ def test_catalog_offers_lsuv_and_custom_with_their_rules(sqlite_app):
     assert rules["mode"]["enum"] == ["fan_in", "fan_out", "fan_avg", "none"]
     assert rules["scale"]["exclusiveMinimum"] == 0
     assert rules["clip_sigma"]["only_with"] == {"distribution": ["truncated_normal"]}
+
+
+def test_a_grid_study_has_one_run_per_activation_depth_initializer_and_seed(sqlite_app):
+    body = {"initializers": ["he_normal", "glorot_uniform"], "seeds": [0, 1], "activations": ["relu", "tanh"],
+            "depths": [1, 3], "model": {"hidden_units": [16, 8]}, "dataset": {"name": "mnist"}}
+    response = sqlite_app.post("/api/studies", json=body)
+    assert response.status_code == 201, response.text
+    runs = response.json()["runs"]
+    assert len(runs) == 16
+    assert {(run["activation"], run["depth"]) for run in runs} == {("relu", 1), ("relu", 3), ("tanh", 1), ("tanh", 3)}
+    plain = sqlite_app.post("/api/studies", json={"initializers": ["he_normal"]}).json()["runs"]
+    assert (plain[0]["activation"], plain[0]["depth"]) == (None, None)
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ({"depths": [1, 51]}, "depths", "at most 50 hidden layers"),
+    ({"depths": [2, 2]}, "depths", "distinct"),
+    ({"depths": [0]}, "depths.0", "greater than or equal to 1"),
+    ({"activations": ["relu", "relu"]}, "activations", "distinct"),
+    ({"activations": ["swish"]}, "activations.0", "Input should be"),
+    ({"activations": []}, "activations", "at least 1"),
+])
+def test_bad_grids_get_a_422_naming_the_field(sqlite_app, change, field, words):
+    response = sqlite_app.post("/api/studies", json={"initializers": ["he_normal"], **change})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(item["field"] == field and words in item["msg"] for item in detail), detail
+
+
+def test_the_run_limit_counts_the_grid(sqlite_app, settings_env):
+    settings_env(INITLAB_MAX_RUNS_PER_STUDY="4")
+    body = {"initializers": ["he_normal"], "seeds": [0, 1, 2], "activations": ["relu", "tanh"]}  # 6 runs
+    response = sqlite_app.post("/api/studies", json=body)
+    assert response.status_code == 422 and "6 runs (initializers x seeds x activations x depths)" in response.text
+    assert sqlite_app.post("/api/studies", json={**body, "seeds": [0, 1]}).status_code == 201

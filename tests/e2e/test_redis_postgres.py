@@ -135,3 +135,47 @@ def test_a_run_whose_loss_explodes_ends_diverged_and_the_page_says_so(stack, pag
     row = page.locator("#runs-table tbody tr[data-status=diverged]")
     assert row.count() == 1 and "NaN or infinite in epoch 1" in row.inner_text()
     assert page.watch.errors == []
+
+
+GRID = {
+    "name": "e2e grid",
+    "dataset": {"name": "mnist", "train_samples": 300, "validation_samples": 200},
+    "model": {"hidden_units": [16]},
+    "training": {"epochs": 1, "batch_size": 64},
+    "initializers": ["he_normal", "glorot_uniform"],
+    "seeds": [0],
+    "activations": ["relu", "tanh"],
+    "depths": [1, 3],
+}
+
+
+def test_a_grid_study_trains_each_cell_with_its_own_activation_and_depth(stack, page):
+    base, logs = stack
+    status, study = processes.http("POST", f"{base}/api/studies", GRID)
+    assert status == 201 and len(study["runs"]) == 8
+    done = processes.wait_for_study(base, study["id"], timeout=240)
+    assert {run["status"] for run in done["runs"]} == {"succeeded"}, done["runs"]
+    for run in done["runs"]:
+        _, layers = processes.http("GET", f"{base}/api/runs/{run['id']}/layers?epoch=0")
+        names = [layer["layer"] for layer in layers["layers"]]
+        assert names == [f"dense_{i}" for i in range(run["depth"])] + ["output"], (run, names)
+    # The worker measured each run's own activation (tanh saturates, relu can die: both recorded per layer).
+    _, failures = processes.http("GET", f"{base}/api/studies/{study['id']}/failures")
+    by_run = {row["run_id"]: row["activation"] for row in failures["runs"]}
+    assert {run["id"]: run["activation"] for run in done["runs"]} == by_run
+    # Fused groups never mix grid cells: each claimed group shares one activation and depth.
+    cell = {run["id"]: (run["activation"], run["depth"]) for run in done["runs"]}
+    claims = [json.loads(line) for line in (logs / "worker.log").read_text().splitlines() if '"event":"run_claimed"' in line]
+    for claim in claims:
+        if claim["run_id"] in cell and claim["group"]:
+            assert len({cell[run_id] for run_id in claim["group"]}) == 1, claim
+
+    page.goto(f"{base}/studies/{study['id']}")
+    page.wait_for_function("() => !document.getElementById('grid-section').hidden", timeout=30000)
+    page.wait_for_function("() => (document.getElementById('chart-grid').data || []).length === 1", timeout=30000)
+    meta = page.evaluate("() => document.getElementById('chart-grid').layout.meta")
+    assert meta["rows"] == ["He normal", "Glorot (Xavier) uniform"]
+    assert meta["columns"] == ["relu · 1 layer", "relu · 3 layers", "tanh · 1 layer", "tanh · 3 layers"]
+    z = page.evaluate("() => document.getElementById('chart-grid').data[0].z")
+    assert all(0.0 < value <= 1.0 for row in z for value in row), z
+    assert page.watch.errors == []
