@@ -35,12 +35,13 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from app.analysis.summary import initializer_key
+from app.analysis.summary import group_key
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 STATS = ("mean", "std", "min", "max", "l2", "nonfinite")
 KIND_ORDER = {"kernel": 0, "bias": 1, "gradient": 2}
-CSV_COLUMNS = ("study_id", "run_id", "run", "initializer", "group", "seed", "status", "epoch", "table", "layer",
+CSV_COLUMNS = ("study_id", "run_id", "run", "initializer", "group", "seed", "activation", "depth", "status", "epoch",
+               "table", "layer",
                "layer_index", "kind", "statistic", "value", "bin_low", "bin_high")
 FORMAT_VERSION = 1
 
@@ -82,8 +83,12 @@ def run_name(run: dict[str, Any], width: int = 1) -> str:
 
     Ids are zero-padded to ``width`` so that the selector's alphabetical order is the run order.
     """
-    params = "".join(f"_{name}={value:g}" for name, value in sorted((run.get("initializer_params") or {}).items()))
-    name = f"run-{run['id']:0{width}d}_{run['initializer']}{params}_seed{run['seed']}"
+    def shown(value: Any) -> str:  # custom initializers also carry words and nulls
+        return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+    params = "".join(f"_{name}={shown(value)}" for name, value in sorted((run.get("initializer_params") or {}).items()))
+    cell = (f"_{run['activation']}" if run.get("activation") else "") + (f"_d{run['depth']}" if run.get("depth") else "")
+    name = f"run-{run['id']:0{width}d}_{run['initializer']}{params}{cell}_seed{run['seed']}"
     return re.sub(r"[^A-Za-z0-9._=+-]", "-", name)
 
 
@@ -116,8 +121,8 @@ def csv_chunks(data: StudyData) -> Iterator[str]:
     study_id = data.study["id"]
     width = len(str(max((run["id"] for run in data.runs), default=0)))
     for run in data.runs:
-        ident = [study_id, run["id"], run_name(run, width), run["initializer"],
-                 initializer_key(run["initializer"], run.get("initializer_params")), run["seed"], run["status"]]
+        ident = [study_id, run["id"], run_name(run, width), run["initializer"], _group(run), run["seed"],
+                 run.get("activation") or "", run.get("depth") or "", run["status"]]
         for row in data.metrics.get(run["id"], []):
             for name in METRICS:
                 writer.writerow([*ident, row["epoch"], "metrics", "", "", "", name, _cell(row.get(name)), "", ""])
@@ -156,7 +161,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(strict(value), allow_nan=False, separators=(",", ":"))
 
 
-RUN_FIELDS = ("id", "initializer", "initializer_params", "seed", "status", "epoch", "epochs", "error",
+def _group(run: dict[str, Any]) -> str:
+    return group_key(run["initializer"], run.get("initializer_params"), run.get("activation"), run.get("depth"))
+
+
+RUN_FIELDS = ("id", "initializer", "initializer_params", "seed", "activation", "depth", "status", "epoch", "epochs", "error",
               "diverged_epoch", "device", "started_at", "finished_at")
 
 
@@ -172,7 +181,7 @@ def json_chunks(data: StudyData) -> Iterator[str]:
     for number, run in enumerate(data.runs):
         entry = {key: run.get(key) for key in RUN_FIELDS}
         entry["name"] = run_name(run, width)
-        entry["group"] = initializer_key(run["initializer"], run.get("initializer_params"))
+        entry["group"] = _group(run)
         entry["metrics"] = [{"epoch": row["epoch"], **{name: row.get(name) for name in METRICS}}
                             for row in data.metrics.get(run["id"], [])]
         entry["layers"] = _ordered(data.layers(run["id"]))

@@ -29,6 +29,12 @@ def initializer_key(initializer: str, params: dict[str, Any] | None) -> str:
     return f"{initializer}({','.join(f'{name}={shown(params[name])}' for name in sorted(params))})"
 
 
+def group_key(initializer: str, params: dict[str, Any] | None, activation: str | None = None,
+              depth: int | None = None) -> str:
+    """The study page's group: one initializer choice, in one cell of a grid study (if any)."""
+    return initializer_key(initializer, params) + (f"|{activation}" if activation else "") + (f"|d{depth}" if depth else "")
+
+
 def mean_std(values: Iterable[Any]) -> dict[str, float | int | None]:
     """Mean and (population) std of the finite values, and how many there were."""
     finite = [float(value) for value in values if is_finite(value)]

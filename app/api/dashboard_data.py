@@ -14,7 +14,7 @@ import numpy as np
 from app.analysis import histograms as hist
 from app.analysis.statistics import study_statistics
 from app.analysis.summary import (
-    METRICS, aggregate, group_verdict, initializer_key, mark_leader, pick_epochs, run_verdict,
+    METRICS, aggregate, group_verdict, group_key, mark_leader, pick_epochs, run_verdict,
 )
 from app.schemas_dashboard import (
     Band, Curves, GradientGroup, GradientView, Group, GroupStatistics, GroupTable, HistogramLayer, HistogramRun,
@@ -41,7 +41,7 @@ def _groups(spec: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, 
     groups: dict[str, dict[str, Any]] = {}
 
     def add(initializer: str, params: dict[str, Any], activation: str | None, depth: int | None) -> dict[str, Any]:
-        key = initializer_key(initializer, params) + (f"|{activation}" if activation else "") + (f"|d{depth}" if depth else "")
+        key = group_key(initializer, params, activation, depth)
         return groups.setdefault(key, {"key": key, "initializer": initializer, "params": dict(params),
                                        "activation": activation, "depth": depth, "runs": []})
 

@@ -377,7 +377,9 @@ def test_custom_initializers_with_word_params_get_their_own_groups_and_labels(sq
     labels = [group["label"] for group in view["groups"]]
     assert labels[0].startswith("custom: truncated normal") and "clip 2σ" in labels[0], labels
     assert labels[1].startswith("custom: uniform") and labels[2].startswith("LSUV"), labels
-    for path in ("gradients", "failures", "theory"):
+    for path in ("gradients", "failures", "theory", "export?format=json", "export?format=tensorboard"):
         assert sqlite_app.get(f"/api/studies/{study.id}/{path}").status_code == 200, path
+    exported = sqlite_app.get(f"/api/studies/{study.id}/export?format=csv").text.splitlines()
+    assert any("_clip_sigma=2_distribution=truncated_normal_mode=fan_in_scale=1_seed0" in line for line in exported)
     checks = sqlite_app.get(f"/api/studies/{study.id}/theory").json()["layers"][0]["runs"]
     assert checks[2]["theory"] is None  # LSUV is rescaled on data: nothing closed-form to check against
