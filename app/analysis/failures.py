@@ -23,7 +23,7 @@ from typing import Any
 
 from app.analysis.summary import initializer_key, is_finite
 from worker.training.activations import SATURATION_LEVEL
-from worker.training.initializers import REGISTRY
+from worker.training.initializers import label as registry_label
 
 DEAD_SHARE = 0.5          # a layer is tagged when more than half of its ReLU units are dead
 SATURATED_SHARE = 0.5     # ... or more than half of its tanh/sigmoid outputs sit near a bound
@@ -154,14 +154,6 @@ def _grouped(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
-def initializer_label(initializer: str, params: dict[str, Any]) -> str:
-    """The catalog's name, with the parameters when there are any (as on the rest of the page)."""
-    entry = REGISTRY.get(initializer)
-    name = entry.name if entry else initializer
-    shown = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in sorted(params.items()))
-    return f"{name} ({shown})" if params else name
-
-
 def failure_view(study_id: int, inputs: dict[str, Any]) -> dict[str, Any]:
     """Per run its tags; per initializer × activation the share of measured runs with each tag.
 
@@ -174,7 +166,7 @@ def failure_view(study_id: int, inputs: dict[str, Any]) -> dict[str, Any]:
     runs, cells = [], {}
     for run in inputs["runs"]:
         params = run["initializer_params"] or {}
-        key, label = initializer_key(run["initializer"], params), initializer_label(run["initializer"], params)
+        key, label = initializer_key(run["initializer"], params), registry_label(run["initializer"], params)
         run_id = run["id"]
         # The first layer's own activation as the worker saw it; the study's before anything is recorded.
         activation = next((row["activation"] for row in diagnostics[run_id] if row["layer_index"] == 0), study_activation)

@@ -118,7 +118,9 @@ export function gridFigure(base, current, groups, colours, { tensor, epoch, theo
         layout[axis("xaxis", n)].showticklabels = false;
       }
       if (r === 0) {
-        annotations.push({ text: `<b>${group.label}</b>`, showarrow: false, xref: `${xa} domain`, yref: "paper", x: 0.5, y: 1,
+        // Long labels (custom initializers, grid cells) would run into the next column's.
+        const short = group.label.length > 26 ? `${group.label.slice(0, 25)}…` : group.label;
+        annotations.push({ text: `<b>${short}</b>`, hovertext: group.label, showarrow: false, xref: `${xa} domain`, yref: "paper", x: 0.5, y: 1,
                            yshift: 22, xanchor: "center", yanchor: "bottom", font: { size: 12, color: colours.get(group.key) } });
       }
       if (c === 0) {
