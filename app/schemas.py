@@ -159,7 +159,38 @@ class TrainingSpec(Strict):
         return epochs
 
 
-class StudyCreate(Strict):
+class NamesInitializers(Strict):
+    """What every request that names initializers checks alike (a study; the signal-propagation probe):
+    ids or {id, params} accepted, each listed once, and no matrix-only scheme for biases.
+    Subclasses declare the ``initializers`` and ``bias_initializer`` fields."""
+
+    @field_validator("initializers", mode="before", check_fields=False)
+    @classmethod
+    def _coerce_refs(cls, value: Any) -> Any:
+        return [_as_choice(item) for item in value] if isinstance(value, list) else value
+
+    @field_validator("bias_initializer", mode="before", check_fields=False)
+    @classmethod
+    def _coerce_bias(cls, value: Any) -> Any:
+        return _as_choice(value)
+
+    @field_validator("bias_initializer", check_fields=False)
+    @classmethod
+    def _bias_capable(cls, ref: InitializerChoice) -> InitializerChoice:
+        if REGISTRY[ref.id].kernel_only:
+            raise ValueError(f"initializer {ref.id!r} needs a 2-D kernel and cannot initialize a bias vector")
+        return ref
+
+    @field_validator("initializers", check_fields=False)
+    @classmethod
+    def _distinct_initializers(cls, refs: list[InitializerChoice]) -> list[InitializerChoice]:
+        keys = [ref.key for ref in refs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each initializer (with its parameters) may be listed once")
+        return refs
+
+
+class StudyCreate(NamesInitializers):
     name: str = Field(default="untitled study", min_length=1, max_length=200)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -193,31 +224,6 @@ class StudyCreate(Strict):
         if max(depths) > limit:
             raise ValueError(f"at most {limit} hidden layers (INITLAB_MAX_HIDDEN_LAYERS)")
         return depths
-
-    @field_validator("initializers", mode="before")
-    @classmethod
-    def _coerce_refs(cls, value: Any) -> Any:
-        return [_as_choice(item) for item in value] if isinstance(value, list) else value
-
-    @field_validator("bias_initializer", mode="before")
-    @classmethod
-    def _coerce_bias(cls, value: Any) -> Any:
-        return _as_choice(value)
-
-    @field_validator("bias_initializer")
-    @classmethod
-    def _bias_capable(cls, ref: InitializerChoice) -> InitializerChoice:
-        if REGISTRY[ref.id].kernel_only:
-            raise ValueError(f"initializer {ref.id!r} needs a 2-D kernel and cannot initialize a bias vector")
-        return ref
-
-    @field_validator("initializers")
-    @classmethod
-    def _distinct_initializers(cls, refs: list[InitializerChoice]) -> list[InitializerChoice]:
-        keys = [ref.key for ref in refs]
-        if len(set(keys)) != len(keys):
-            raise ValueError("each initializer (with its parameters) may be listed once")
-        return refs
 
     @field_validator("seeds")
     @classmethod

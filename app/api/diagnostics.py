@@ -17,11 +17,11 @@ from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.api.pages import _context, templates
 from app.schemas import (COMMON_RESPONSES, Activation, DatasetSpec, ErrorMessage, InitializerChoice, InitializerRef,
-                         ModelSpec, Strict, _as_choice)
+                         ModelSpec, NamesInitializers)
 from app.settings import get_settings
 from worker.training.datasets import DATASETS, DatasetUnavailable
 from worker.training.initializers import REGISTRY
@@ -40,7 +40,7 @@ Measure = Annotated[float, WithJsonSchema({"anyOf": [
     {"type": "number"}, {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]})]
 
 
-class SignalRequest(Strict):
+class SignalRequest(NamesInitializers):
     model: ModelSpec = Field(default_factory=ModelSpec, description="as in a study; dropout is off at inference")
     initializers: list[InitializerRef] = Field(min_length=1, max_length=len(REGISTRY),
                                                description="one network per initializer, all on the same probe batch")
@@ -49,31 +49,6 @@ class SignalRequest(Strict):
                                  description="as in a study: the probe is drawn from its training subset")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="the run seed: per-layer weights and the probe batch")
     probe_samples: int = Field(default=256, ge=2, le=MAX_PROBE_SAMPLES, description="probe batch size")
-
-    @field_validator("initializers", mode="before")
-    @classmethod
-    def _coerce_refs(cls, value: Any) -> Any:
-        return [_as_choice(item) for item in value] if isinstance(value, list) else value
-
-    @field_validator("bias_initializer", mode="before")
-    @classmethod
-    def _coerce_bias(cls, value: Any) -> Any:
-        return _as_choice(value)
-
-    @field_validator("bias_initializer")
-    @classmethod
-    def _bias_capable(cls, ref: InitializerChoice) -> InitializerChoice:
-        if REGISTRY[ref.id].kernel_only:
-            raise ValueError(f"initializer {ref.id!r} needs a 2-D kernel and cannot initialize a bias vector")
-        return ref
-
-    @field_validator("initializers")
-    @classmethod
-    def _distinct(cls, refs: list[InitializerChoice]) -> list[InitializerChoice]:
-        keys = [ref.key for ref in refs]
-        if len(set(keys)) != len(keys):
-            raise ValueError("each initializer (with its parameters) may be listed once")
-        return refs
 
     @model_validator(mode="after")
     def _bounded_cost(self) -> "SignalRequest":
