@@ -6,10 +6,12 @@ not there" into ``StorageUnavailable`` so the API can answer 503 instead of 500.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -22,10 +24,21 @@ class StorageUnavailable(RuntimeError):
     """The database could not be reached; the caller may retry later."""
 
 
+def _json_loads(text: str | bytes):
+    """The JSON columns hold the histograms' float arrays: the study page reads hundreds per
+    request, and orjson decodes them about 4x faster than json (half of a histogram request
+    went to json.loads). It refuses the bare NaN Python's json may write; json reads those."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 @lru_cache
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_deserializer=_json_loads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
@@ -38,7 +51,7 @@ def engine_for(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_deserializer=_json_loads)
 
 
 def get_engine() -> Engine:
