@@ -130,8 +130,12 @@ def test_lsuv_is_a_kernel_scheme_only(sqlite_app):
     assert any(item["field"] == "bias_initializer" for item in response.json()["detail"])
 
 
-def test_lsuv_and_custom_studies_are_accepted_trained_and_listed(sqlite_app):
+def test_lsuv_and_custom_studies_are_accepted_trained_and_listed(sqlite_app, data_dir, monkeypatch):
+    from app.settings import get_settings
     from worker.execution import execute_group
+
+    monkeypatch.setenv("INITLAB_DATA_DIR", str(data_dir))  # the in-process worker reads the real data
+    get_settings.cache_clear()
 
     body = {**STUDY, "initializers": ["he_normal", "uniform_fan_in", "lsuv", CLIPPED,
                                       {"id": "custom", "params": {"distribution": "uniform", "mode": "fan_avg"}}],
