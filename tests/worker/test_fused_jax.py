@@ -1,8 +1,8 @@
-"""The fused trainer on Keras's JAX backend (runs only where jax is installed).
+"""The fused trainer on Keras's JAX backend (the test extras install jax for the CPU).
 
-The training core is backend-neutral Keras 3; the project installs TensorFlow only, so
-these tests are skipped there. Each trains in a subprocess with KERAS_BACKEND=jax,
-because a process picks its Keras backend once, at import.
+The training core is backend-neutral Keras 3, so a GPU machine with JAX but no TensorFlow
+can run it. Each test trains in a subprocess with KERAS_BACKEND=jax, because a process
+picks its Keras backend once, at import.
 """
 
 from __future__ import annotations

@@ -131,3 +131,43 @@ def test_missing_data_set_names_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     with pytest.raises(DatasetUnavailable, match="INITLAB_DATA_DIR"):
         load_data("mnist", tmp_path, download=False)
+
+
+JAX_PROBE = """
+import json, sys
+import numpy as np
+from worker.training.signal import load_data, measure
+from worker.training.trainer import RunConfig
+data = load_data("mnist", sys.argv[1])
+out = {}
+for initializer in ("he_normal", "uniform_fan_in"):
+    config = RunConfig(run_id=0, seed=0, dataset="mnist", hidden_units=[256] * 20, activation="relu",
+                       initializer=initializer)
+    layers = measure(config, data).layers
+    out[initializer] = {"activation": [layer.activation_variance for layer in layers[:-1]],
+                        "gradient": [layer.gradient_variance for layer in layers[:-1]]}
+print(json.dumps(out))
+"""
+
+
+def test_seed_002_argument_holds_on_the_jax_backend_too(data_dir):
+    # The probe's gradient code branches per backend; this runs its JAX branch for real.
+    import importlib.util
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", JAX_PROBE, str(data_dir)], cwd=Path(__file__).resolve().parents[2],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    he, uniform = (np.array(found[name]["activation"]) for name in ("he_normal", "uniform_fan_in"))
+    assert np.all(he / he[0] <= 4) and np.all(he / he[0] >= 1 / 4), he / he[0]
+    assert uniform[-1] < uniform[0] / 100
+    he_grad, uniform_grad = (np.array(found[name]["gradient"]) for name in ("he_normal", "uniform_fan_in"))
+    assert uniform_grad[0] < uniform_grad[-1] / 100 and he_grad[-1] / 4 <= he_grad[0] <= 4 * he_grad[-1]
