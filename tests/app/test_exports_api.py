@@ -14,7 +14,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 import zipfile
@@ -201,10 +200,5 @@ def test_tensorboard_serves_the_exported_runs(exported, tmp_path):
         assert [step for _time, step, _buckets in histograms] == [0, 1, 2]
         assert all(sum(count for _low, _high, count in buckets) == 784 * 12 for _t, _s, buckets in histograms)
     finally:
-        board.terminate()
-        try:
-            board.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            board.kill()
-            board.wait()
+        processes.stop(board, timeout=10)  # the whole process group, SIGKILL after 10 s
         log.close()

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support import processes
+
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("dense_0", "dense_1", "output")
 
@@ -74,12 +76,7 @@ def live_server(tmp_path_factory):
             time.sleep(0.2)
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        processes.stop(server, timeout=10)  # the whole process group, SIGKILL after 10 s
         log.close()
         for key, value in saved.items():
             if value is None:

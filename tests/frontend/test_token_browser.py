@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from support import processes
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,12 +82,7 @@ def serve(tmp_path, monkeypatch):
 
     yield start
     for server, log in servers:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        processes.stop(server, timeout=10)  # the whole process group, SIGKILL after 10 s
         log.close()
     get_settings.cache_clear()
 

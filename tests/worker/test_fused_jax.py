@@ -83,5 +83,9 @@ def test_a_seed_free_run_trains_alike_on_jax_and_tensorflow(data_dir):
     on_jax, on_tf = train("jax", group, data_dir), train("tensorflow", group, data_dir)
     for run_id in on_jax:
         for a, b in zip(on_jax[run_id]["fused"], on_tf[run_id]["fused"]):
-            for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            for name in ("loss", "val_loss"):
                 assert_close(a[name], b[name], 1e-3)
+            # Constant weights leave the ten logits nearly tied, so which class wins the argmax
+            # can flip on a last-bit difference between backends: a few samples of 300 or 200.
+            for name in ("accuracy", "val_accuracy"):
+                assert abs(a[name] - b[name]) <= 0.03, (name, a[name], b[name])
