@@ -36,6 +36,7 @@ class RunAggregate:
     # (kind, layer) -> [low, high, robust low, robust high] over the finite values
     ranges: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     norms: dict[str, dict[int, float | None]] = field(default_factory=dict)  # gradient: layer -> epoch -> L2
+    epochs: dict[str, set[int]] = field(default_factory=dict)  # kind -> the epochs recorded
 
     def widen(self, key: tuple[str, str], low: float, high: float, robust_low: float, robust_high: float) -> None:
         known = self.ranges.get(key)
@@ -92,6 +93,7 @@ class AggregateCache:
         for run_id, kind, layer, index, epoch, nonfinite, mean, std, low, high, l2 in views.layer_scalars(after):
             entry = found[run_id]
             entry.layers[layer] = index
+            entry.epochs.setdefault(kind, set()).add(epoch)
             if epoch > entry.epoch:
                 entry.epoch = epoch
             if kind == "gradient":
@@ -116,6 +118,13 @@ class AggregateCache:
                 index = entry.layers[layer]
                 out[layer] = (index, low, high) if known is None else (index, min(known[1], low), max(known[2], high))
         return out
+
+    def epochs(self, runs: list[dict[str, Any]], kind: str) -> list[int]:
+        """The epochs for which some of these runs has ``kind`` statistics (the histogram slider's stops)."""
+        found: set[int] = set()
+        for entry in self.aggregates(runs).values():
+            found |= entry.epochs.get(kind, set())
+        return sorted(found)
 
     def clear(self) -> None:
         with self._lock:

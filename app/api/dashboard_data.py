@@ -146,9 +146,10 @@ def gradient_view(study_id: int, max_points: int = 200) -> GradientView | None:
                         groups=groups, downsampled=len(shown) < len(all_epochs))
 
 
-def shared_edges(study_id: int, kind: str, bins: int, robust: bool) -> dict[str, tuple[int, np.ndarray]]:
+def shared_edges(study_id: int, kind: str, bins: int, robust: bool,
+                 runs: list[dict[str, Any]] | None = None) -> dict[str, tuple[int, np.ndarray]]:
     """Per layer: (index, edges) shared by every run and epoch of the study for this kind of tensor."""
-    ranges = CACHE.ranges(views.study_runs(study_id), kind, robust)
+    ranges = CACHE.ranges(views.study_runs(study_id) if runs is None else runs, kind, robust)
     return {layer: (index, hist.shared_edges(low, high, bins)) for layer, (index, low, high) in ranges.items()}
 
 
@@ -166,7 +167,8 @@ def _binned_all(edges: np.ndarray, rows: list[dict[str, Any]], bins: int) -> lis
 
 def histogram_view(study_id: int, kind: str, epoch: int, bins: int, robust: bool) -> HistogramView:
     """Every run's histogram of ``kind`` at one epoch, per layer, on the layer's shared edges."""
-    edges = shared_edges(study_id, kind, bins, robust)
+    study_runs = views.study_runs(study_id)
+    edges = shared_edges(study_id, kind, bins, robust, study_runs)
     rows_by_layer: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in views.tensors_at_epoch(study_id, kind, epoch):
         if row["layer"] in edges:
@@ -183,7 +185,7 @@ def histogram_view(study_id: int, kind: str, epoch: int, bins: int, robust: bool
                 approximate=binned["approximate"]))
         layers.append(HistogramLayer(layer=layer, index=index, edges=edge.tolist(), runs=runs))
     return HistogramView(study_id=study_id, kind=kind, epoch=epoch, range="robust" if robust else "full",
-                         epochs=views.layer_epochs(study_id, kind), layers=layers, approximate=approximate)
+                         epochs=CACHE.epochs(study_runs, kind), layers=layers, approximate=approximate)
 
 
 def run_histograms(run_id: int, study_id: int, layer: str, kind: str, bins: int, robust: bool) -> RunHistograms | None:

@@ -97,15 +97,6 @@ def finite_extremes(keys: list[tuple[int, int, str, str]]) -> list[tuple[int, st
     return found
 
 
-def layer_epochs(study_id: int, kind: str) -> list[int]:
-    """The epochs for which some run of the study has ``kind`` statistics."""
-    with session_scope() as session:
-        return list(session.scalars(
-            select(LayerStat.epoch).join(Run, Run.id == LayerStat.run_id)
-            .where(Run.study_id == study_id, LayerStat.kind == kind).distinct().order_by(LayerStat.epoch)
-        ))
-
-
 def tensors_at_epoch(study_id: int, kind: str, epoch: int) -> list[dict[str, Any]]:
     """Every run's ``kind`` summaries at one epoch: what the histogram grid and overlay draw."""
     with session_scope() as session:
