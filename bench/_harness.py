@@ -8,6 +8,7 @@ hits both sides alike, and report the median of the repeats.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -117,7 +118,8 @@ def report_ratio(label: str, baseline: Timings, measured: Timings) -> float:
     return 100 * (paired("wall") - 1)
 
 
-def describe_machine() -> str:
+def cpu_model() -> str:
+    """lscpu's model name (platform.processor() is often empty on Linux)."""
     model = platform.processor() or "unknown CPU"
     try:
         for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
@@ -125,9 +127,31 @@ def describe_machine() -> str:
                 model = line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return model
+
+
+def describe_machine() -> str:
     import keras
 
-    return f"{model}, {os.cpu_count()} CPU cores, keras {keras.__version__} ({keras.backend.backend()})"
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores, keras {keras.__version__} ({keras.backend.backend()})"
+
+
+def time_hooks(cls: type, hooks: tuple[str, ...]) -> dict[str, float]:
+    """Wrap ``cls``'s methods ``hooks`` with timers; returns the live per-hook totals (seconds)."""
+    totals = {hook: 0.0 for hook in hooks}
+    for hook in hooks:
+        original = getattr(cls, hook)
+
+        @functools.wraps(original)
+        def timed(self, *args, _original=original, _hook=hook, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                totals[_hook] += time.perf_counter() - start
+
+        setattr(cls, hook, timed)
+    return totals
 
 
 def describe_workload(args: argparse.Namespace, data: PreparedData) -> str:

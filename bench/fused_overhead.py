@@ -15,12 +15,10 @@ of two multi-second trainings is noisier than the cost. Run it the way a worker 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
-import time
 from pathlib import Path
 
-from _harness import describe_machine, median, report_ratio, time_alternating
+from _harness import describe_machine, median, report_ratio, time_alternating, time_hooks
 
 from worker.training import fused
 from worker.training.datasets import prepare_data
@@ -33,20 +31,7 @@ SCHEMES = [("zeros", {}), ("random_normal", {"stddev": 0.01}), ("glorot_uniform"
 
 def time_recorder_hooks() -> dict[str, float]:
     """Wrap the recorder's hooks with timers; returns the live per-hook totals (seconds)."""
-    totals = {hook: 0.0 for hook in HOOKS}
-    for hook in HOOKS:
-        original = getattr(fused.GroupRecorder, hook)
-
-        @functools.wraps(original)
-        def timed(self, *args, _original=original, _hook=hook, **kwargs):
-            start = time.perf_counter()
-            try:
-                return _original(self, *args, **kwargs)
-            finally:
-                totals[_hook] += time.perf_counter() - start
-
-        setattr(fused.GroupRecorder, hook, timed)
-    return totals
+    return time_hooks(fused.GroupRecorder, HOOKS)
 
 
 def main() -> None:

@@ -14,12 +14,10 @@ the per-repeat wall-time ratios, in %); ``overhead_cpu_pct`` is the same for CPU
 
 from __future__ import annotations
 
-import functools
-import time
 
 from _harness import (
     describe_machine, describe_workload, load, median, parse_args, report_ratio, run_config,
-    time_alternating,
+    time_alternating, time_hooks,
 )
 
 from worker.training import recorder as recorder_module
@@ -31,20 +29,7 @@ HOOKS = ("on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_epoch_e
 
 def time_recorder_hooks() -> dict[str, float]:
     """Wrap the recorder's hooks with timers; returns the live per-hook totals (seconds)."""
-    totals = {hook: 0.0 for hook in HOOKS}
-    for hook in HOOKS:
-        original = getattr(recorder_module.RecorderCallback, hook)
-
-        @functools.wraps(original)
-        def timed(self, *args, _original=original, _hook=hook, **kwargs):
-            start = time.perf_counter()
-            try:
-                return _original(self, *args, **kwargs)
-            finally:
-                totals[_hook] += time.perf_counter() - start
-
-        setattr(recorder_module.RecorderCallback, hook, timed)
-    return totals
+    return time_hooks(recorder_module.RecorderCallback, HOOKS)
 
 
 def main() -> None:

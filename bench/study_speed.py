@@ -182,14 +182,9 @@ def by_initializer(runs: list[dict], accuracy) -> dict[str, float]:
 
 
 def describe_machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    from _harness import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
 
 
 @app.command()
