@@ -212,25 +212,26 @@ class GroupRecorder(keras.callbacks.Callback):
         active = self._active()
         if not active:
             return
-        statistics = group_layer_statistics(model, self.probe_index, self.probe_y)
+        weights = [layer.get_weights() for layer in dense_layers(model)]  # one copy for both
+        statistics = group_layer_statistics(model, self.probe_index, self.probe_y, weights)
         if self._taps is None or self._taps[0] is not model:
             self._taps = (model, output_model(model, dense_layers(model)))
-        diagnostics = group_unit_diagnostics(self._taps[1], model, self.probe_index)
+        diagnostics = group_unit_diagnostics(self._taps[1], model, self.probe_index, weights)
         for slot in active:
             self.sink.record_layers(slot.run_id, epoch, statistics(slot.index))
             self.sink.record_diagnostics(slot.run_id, epoch, diagnostics(slot.index))
 
 
-def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray):
+def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray, weights: list):
     """A function of a run's slice index: that run's layer records, as ``RecorderCallback`` makes them.
 
     The probe's loss is the mean over every run's probe samples, so each slice's gradient
-    is 1/runs of its own run's; it is scaled back here.
+    is 1/runs of its own run's; it is scaled back here. ``weights``: each Dense layer's
+    ``get_weights()``, read once per recording for this and ``group_unit_diagnostics``.
     """
     layers = dense_layers(model)
     runs = probe_index.shape[1]
     gradients = kernel_gradients(model, probe_index, probe_y)
-    weights = [layer.get_weights() for layer in layers]
 
     def records(index: int) -> list[dict[str, Any]]:
         result = []
@@ -246,14 +247,13 @@ def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray):
     return records
 
 
-def group_unit_diagnostics(taps, model, probe_index: np.ndarray):
+def group_unit_diagnostics(taps, model, probe_index: np.ndarray, weights: list):
     """A function of a run's slice index: that run's unit diagnostics, as ``RecorderCallback``
     makes them. One forward pass for the group; slice k of each layer's (runs, samples, units)
     output is run k's own model on run k's own probe samples.
     """
     layers = dense_layers(model)
     outputs = layer_outputs(taps, probe_index)
-    weights = [layer.get_weights() for layer in layers]
     names = [activation_name(layer) for layer in layers]
 
     def records(index: int) -> list[dict[str, Any]]:
