@@ -36,6 +36,7 @@ from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from app.analysis.summary import group_key
+from worker.training.initializers import format_param
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 STATS = ("mean", "std", "min", "max", "l2", "nonfinite")
@@ -83,10 +84,7 @@ def run_name(run: dict[str, Any], width: int = 1) -> str:
 
     Ids are zero-padded to ``width`` so that the selector's alphabetical order is the run order.
     """
-    def shown(value: Any) -> str:  # custom initializers also carry words and nulls
-        return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-    params = "".join(f"_{name}={shown(value)}" for name, value in sorted((run.get("initializer_params") or {}).items()))
+    params = "".join(f"_{name}={format_param(value)}" for name, value in sorted((run.get("initializer_params") or {}).items()))
     cell = (f"_{run['activation']}" if run.get("activation") else "") + (f"_d{run['depth']}" if run.get("depth") else "")
     name = f"run-{run['id']:0{width}d}_{run['initializer']}{params}{cell}_seed{run['seed']}"
     return re.sub(r"[^A-Za-z0-9._=+-]", "-", name)

@@ -12,6 +12,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from worker.training.initializers import format_param
+
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -23,10 +25,7 @@ def initializer_key(initializer: str, params: dict[str, Any] | None) -> str:
     """One key per initializer choice: the same id with two different stddevs is two groups."""
     if not params:
         return initializer
-    def shown(value: Any) -> str:  # custom initializers also carry words and nulls
-        return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-    return f"{initializer}({','.join(f'{name}={shown(params[name])}' for name in sorted(params))})"
+    return f"{initializer}({','.join(f'{name}={format_param(params[name])}' for name in sorted(params))})"
 
 
 def group_key(initializer: str, params: dict[str, Any] | None, activation: str | None = None,

@@ -267,6 +267,11 @@ def build_initializer(init_id: str, params: dict[str, Any] | None, seed: int | N
     return _entry(init_id).builder(resolve_params(init_id, params), seed)
 
 
+def format_param(value: Any) -> str:
+    """A parameter value in labels, group keys and file names: numbers as %g, words and nulls as written."""
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 def label(init_id: str, params: dict[str, Any] | None) -> str:
     """What charts and lists call a choice: "He normal", "Random normal (stddev=0.01)",
     "custom: truncated normal, fan_in, scale 1, clip 2σ"."""
@@ -275,8 +280,7 @@ def label(init_id: str, params: dict[str, Any] | None) -> str:
         return init_id
     if entry.label is not None:
         return entry.label(dict(params or {}))
-    shown = ", ".join(f"{name}={value:g}" if isinstance(value, (int, float)) else f"{name}={value}"
-                      for name, value in sorted((params or {}).items()))
+    shown = ", ".join(f"{name}={format_param(value)}" for name, value in sorted((params or {}).items()))
     return f"{entry.name} ({shown})" if shown else entry.name
 
 
