@@ -2,7 +2,8 @@
 
 ``initlab up`` is what ``make up`` runs: migrate, then the API and the worker
 processes, stopped together on Ctrl-C or SIGTERM. A worker that exits is started
-again (see ``Supervisor``); the API exiting stops everything. docker-compose runs
+again, with a growing pause if it keeps exiting, and never takes the API down (see
+``Supervisor``); the API exiting stops everything. docker-compose runs
 the same ``migrate``, ``api`` and ``worker`` sub-commands, one per service.
 """
 
@@ -12,22 +13,72 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from app.settings import get_settings
+from app.launch import QUIET_TF, gpu_workers, thread_env, up_workers, worker_command, worker_env
+from app.settings import get_settings, parse_gpus
 
 cli = typer.Typer(help="initlab: measure how weight initialization shapes training.", no_args_is_help=True)
 console = Console(stderr=True)
 ROOT = Path(__file__).resolve().parents[1]
-QUIET_TF = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
 # worker.watchdog.EXIT_STALLED, spelled out here: importing that module pulls in Celery.
 EXIT_RESTART_ME = 75
+EXIT_CONFIG = 78  # sysexits' EX_CONFIG: the state directory (or database file) cannot be used
+
+
+def state_dir_problem(create: bool) -> str | None:
+    """Why the state directory cannot be used, in one line naming the path; None when it can.
+
+    Only where it is used: the embedded SQLite file or the filesystem broker live there.
+    ``create`` (migrate, up) makes the directory itself, but never a missing parent: a
+    parent that is not there is a typo or an unmounted volume, and creating it would hide
+    that. The API and the workers need it to exist, migrated, and writable.
+    """
+    from app.storage.db import sqlite_path
+
+    settings = get_settings()
+    database = sqlite_path(settings.database_url)
+    folders = {database.parent} if database is not None else set()
+    if settings.uses_filesystem_broker:
+        folders.add(Path(os.path.abspath(settings.state_dir)))
+    for folder in sorted(folders):
+        if not folder.exists():
+            if not create:
+                return f"state directory {folder} does not exist (INITLAB_STATE_DIR); run `initlab migrate` first"
+            if not folder.parent.is_dir():
+                return (f"state directory {folder} cannot be created: its parent {folder.parent} does not exist "
+                        "(create it, or set INITLAB_STATE_DIR)")
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                return f"state directory {folder} cannot be created: {exc.strerror}"
+        if not folder.is_dir():
+            return f"state directory {folder} is not a directory"
+        try:  # a real write: os.access says yes to root on a read-only mount's directory modes
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            return f"state directory {folder} is not writable ({exc.strerror})"
+    if database is not None:
+        if database.exists() and not os.access(database, os.R_OK | os.W_OK):
+            return f"database file {database} is not writable (INITLAB_STATE_DIR)"
+        if not create and not database.exists():
+            return f"no database at {database} (INITLAB_STATE_DIR); run `initlab migrate` first"
+    return None
+
+
+def _require_state_dir(create: bool) -> None:
+    """Exit with one line on stderr, no traceback, when the state directory cannot be used."""
+    problem = state_dir_problem(create)
+    if problem:
+        typer.echo(f"initlab: {problem}", err=True)
+        raise typer.Exit(EXIT_CONFIG)
 
 
 def api_command(host: str, port: int) -> list[str]:
@@ -37,35 +88,21 @@ def api_command(host: str, port: int) -> list[str]:
             "--log-level", "warning", "--timeout-graceful-shutdown", "3"]
 
 
-def worker_command(name: str = "initlab") -> list[str]:
-    settings = get_settings()
-    # solo pool: TensorFlow must never run in a process that later forks (a
-    # prefork child deadlocks), and one training run already uses the cores it gets.
-    return [sys.executable, "-m", "celery", "-A", "worker.celery_app:celery_app", "worker", "--pool=solo",
-            "-Q", settings.queue, "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--loglevel", settings.log_level]
-
-
-def thread_env(threads: int) -> dict[str, str]:
-    """Thread counts for one worker process (TensorFlow's pools, BLAS and OpenMP).
-
-    Several single-threaded workers beat one multi-threaded one on small MLPs: one
-    TensorFlow process kept about one core busy on the 2-core VM. A variable already
-    set in the environment wins.
-    """
-    names = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-    return {name: os.environ.get(name, str(threads)) for name in names}
-
-
 @cli.command()
 def migrate() -> None:
     """Apply the Alembic migrations to the configured database."""
     from alembic import command
     from alembic.config import Config
 
+    from sqlalchemy.exc import OperationalError
+
     settings = get_settings()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
+    _require_state_dir(create=True)
+    try:
+        command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
+    except OperationalError as exc:  # the database refused (unreachable, read-only, ...): one line
+        typer.echo(f"initlab: cannot migrate {_redacted(settings.database_url)}: {exc.orig}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
     console.print(f"[green]database at head[/green]: {_redacted(settings.database_url)}")
 
 
@@ -73,47 +110,107 @@ def migrate() -> None:
 def api(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
     """Serve the API and dashboard (no worker)."""
     settings = get_settings()
+    _require_state_dir(create=False)
     os.execv(sys.executable, api_command(host or settings.host, port or settings.port))
 
 
 @cli.command()
-def worker(name: str = typer.Option("initlab", help="Celery node name")) -> None:
-    """Run one training worker process."""
-    os.environ.update({k: os.environ.get(k, v) for k, v in QUIET_TF.items()})
-    threads = get_settings().worker_threads
-    if threads > 0:  # by default a lone worker keeps TensorFlow's own choice (every core)
-        os.environ.update(thread_env(threads))
-    os.execv(sys.executable, worker_command(name))
+def worker(name: str = typer.Option("initlab", help="Celery node name"),
+           queues: str = typer.Option(None, help="comma-separated queues (default: INITLAB_QUEUE and its probe queue)"),
+           gpus: str = typer.Option(None, help="comma-separated GPU ids: one worker process per GPU, each seeing "
+                                               "only its own (default: INITLAB_WORKER_GPUS)"),
+           ) -> None:
+    """Run one training worker process, or one per GPU."""
+    settings = get_settings()
+    try:
+        devices = parse_gpus(gpus) if gpus is not None else settings.worker_gpus
+    except ValueError as exc:
+        typer.echo(f"initlab: --gpus: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _require_state_dir(create=False)
+    chosen = [queue.strip() for queue in queues.split(",") if queue.strip()] if queues else None
+    if devices:
+        raise typer.Exit(_supervise_gpu_workers(devices, name, chosen))
+    env = worker_env(os.environ, settings)
+    if settings.worker_threads > 0:  # by default a lone worker keeps TensorFlow's own choice (every core)
+        env.update(thread_env(settings.worker_threads))
+    os.execve(sys.executable, worker_command(name, chosen), env)
+
+
+def _supervise_gpu_workers(gpus: list[str], name: str, queues: list[str] | None) -> int:
+    """Run one worker per GPU until SIGTERM or Ctrl-C, each restarted as ``initlab up``'s are."""
+    launches = gpu_workers(gpus, name, queues, os.environ)
+    supervisor = Supervisor([Child(f"worker {launch.name} (GPU {launch.gpu})", launch.args, launch.env,
+                                   restartable=True) for launch in launches])
+    supervisor.start()
+    console.print(f"[bold]initlab[/bold] workers on GPUs {', '.join(gpus)} "
+                  f"({get_settings().keras_backend}); Ctrl-C stops")
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    supervisor.run()
+    supervisor.stop()
+    return 0
+
+
+# Workers are what the kernel should kill first when memory runs out, never the API: Linux
+# picks the process with the highest badness, and this adds to a worker's (any process may
+# raise its own; 1000 would be "always first").
+WORKER_OOM_SCORE_ADJ = 500
+
+
+def _prefer_oom_kill() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write(str(WORKER_OOM_SCORE_ADJ))
+    except OSError:
+        pass
 
 
 @dataclass
 class Child:
-    """One supervised process: what starts it, and when it was last started again."""
+    """One supervised process: what starts it, and when it is to be started again."""
 
     name: str
     args: list[str]
     env: dict[str, str]
     restartable: bool  # a worker; the API is not: it exiting ends `initlab up`
     process: subprocess.Popen | None = None
-    crashes: deque[float] = field(default_factory=deque)  # restart times after unexpected exits, in the window
+    started_at: float = 0.0
+    failures: int = 0  # unexpected exits in a row, each soon after its start
+    restart_at: float | None = None  # when a worker that exited is started again
+
+
+def describe_exit(code: int) -> str:
+    """ "status 3", or "killed by SIGKILL (out of memory?)" for a signal."""
+    if code >= 0:
+        return f"status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
 
 
 class Supervisor:
-    """Keeps the children of ``initlab up`` running, or says why it gave up.
+    """Keeps the children of ``initlab up`` running; the API exiting is the one reason to stop.
 
-    A worker may exit on its own: its watchdog exits with status 75 when Celery's
-    broker consumer went quiet (worker/watchdog.py), and the fix is a fresh process,
-    so it is started again, same command, env and node name; its runs are safe in
-    SQL. Any other worker exit is restarted too, but a slot that needed more than
-    ``max_restarts`` such restarts within ``window_s`` is broken (bad settings, a
-    broker that refuses it) and restarting it forever would only hide that, so
-    ``poll`` then gives up. The API is never restarted: it exiting ends everything.
-    Plain processes and a poll loop, so tests drive it with tiny ``python -c`` children.
+    A worker may exit on its own: its watchdog exits with status 75 when Celery's broker
+    consumer went quiet (worker/watchdog.py), and the fix is a fresh process, started again
+    at once, same command, env and node name; its runs are safe in SQL. Any other worker
+    exit (a crash, the kernel's OOM killer) is restarted too, after a pause that doubles with
+    each exit in a row that came within ``stable_s`` of its start (``backoff_s``, then 2x,
+    4x, ... up to ``max_backoff_s``), and starts again from ``backoff_s`` once a worker has
+    lived ``stable_s``. A worker is never given up on: stopping would take the API (and the
+    studies' pages) down with it, for a fault that the lost run's own limit already bounds
+    (the reconciler fails a run after INITLAB_MAX_ATTEMPTS lost workers). The API is never
+    restarted: it exiting ends everything. Plain processes and a poll loop that never
+    sleeps, so tests drive it with tiny ``python -c`` children.
     """
 
-    def __init__(self, children: list[Child], cwd: Path = ROOT, max_restarts: int = 5, window_s: float = 60.0,
-                 say=console.print) -> None:
-        self.children, self.cwd, self.max_restarts, self.window_s, self.say = children, cwd, max_restarts, window_s, say
+    def __init__(self, children: list[Child], cwd: Path = ROOT, backoff_s: float = 1.0, max_backoff_s: float = 60.0,
+                 stable_s: float = 60.0, say=console.print) -> None:
+        self.children, self.cwd, self.say = children, cwd, say
+        self.backoff_s, self.max_backoff_s, self.stable_s = backoff_s, max_backoff_s, stable_s
         self.stopping = False  # set by a signal handler: exits from now on are the stop, not a crash
 
     def start(self) -> None:
@@ -121,36 +218,48 @@ class Supervisor:
             self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.args, cwd=self.cwd, env=child.env)
+        child.restart_at = None
+        child.started_at = time.monotonic()
+        child.process = subprocess.Popen(child.args, cwd=self.cwd, env=child.env,
+                                         preexec_fn=_prefer_oom_kill if child.restartable else None)
 
     def request_stop(self, _signum=None, _frame=None) -> None:
         self.stopping = True
 
+    def delay(self, failures: int) -> float:
+        """The pause before the next start of a worker that failed ``failures`` times in a row."""
+        return min(self.max_backoff_s, self.backoff_s * 2 ** max(0, failures - 1))
+
     def poll(self) -> str | None:
-        """Start again every worker that exited; returns why everything must stop, or None."""
+        """Start again every worker that exited (at once, or when its pause is over); returns why
+        everything must stop (the API exited), or None."""
+        now = time.monotonic()
         for child in self.children:
+            if self.stopping:
+                break
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    self._spawn(child)
+                continue
             code = child.process.poll()
-            if code is None or self.stopping:
+            if code is None:
                 continue
             if not child.restartable:
-                return f"{child.name} exited (status {code})"
+                return f"{child.name} exited ({describe_exit(code)})"
             if code == EXIT_RESTART_ME:
                 self.say(f"[yellow]{child.name}: its watchdog found the broker consumer stuck (exit {code}); "
                          "starting it again[/yellow]")
-            else:
-                now = time.monotonic()
-                while child.crashes and now - child.crashes[0] > self.window_s:
-                    child.crashes.popleft()
-                child.crashes.append(now)
-                if len(child.crashes) > self.max_restarts:
-                    return (f"{child.name} exited {len(child.crashes)} times within {self.window_s:.0f}s "
-                            f"(last status {code}); giving up")
-                self.say(f"[yellow]{child.name} exited unexpectedly (status {code}); starting it again[/yellow]")
-            self._spawn(child)
+                self._spawn(child)
+                continue
+            child.failures = child.failures + 1 if now - child.started_at < self.stable_s else 1
+            pause = self.delay(child.failures)
+            child.restart_at = now + pause
+            self.say(f"[yellow]{child.name} exited unexpectedly ({describe_exit(code)}); starting it again in "
+                     f"{pause:.3g}s{f' ({child.failures} exits in a row)' if child.failures > 1 else ''}[/yellow]")
         return None
 
     def run(self, interval_s: float = 0.2) -> str | None:
-        """Poll until a stop is requested (returns None) or ``poll`` gives up (returns why)."""
+        """Poll until a stop is requested (returns None) or the API exits (returns why)."""
         while not self.stopping:
             reason = self.poll()
             if reason:
@@ -159,7 +268,7 @@ class Supervisor:
         return None
 
     def stop(self, grace_s: float = 10.0) -> None:
-        _stop_children([child.process for child in self.children], grace_s)
+        _stop_children([child.process for child in self.children if child.process is not None], grace_s)
 
 
 @cli.command()
@@ -169,11 +278,9 @@ def up() -> None:
     migrate()
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_TF.items()}}
     children = [Child("api", api_command(settings.host, settings.port), env, restartable=False)]
-    workers = max(1, settings.worker_concurrency)
-    worker_env = {**env, **thread_env(settings.worker_threads or max(1, (os.cpu_count() or 1) // workers))}
-    for index in range(workers):
-        name = f"initlab-{index}"
-        children.append(Child(f"worker {name}", worker_command(name), worker_env, restartable=True))
+    for launch in up_workers(settings, os.environ):
+        label = "probe worker" if launch.name == "initlab-probe" else f"worker {launch.name}"
+        children.append(Child(label, launch.args, launch.env, restartable=True))
     supervisor = Supervisor(children)
     supervisor.start()
     console.print(f"[bold]initlab[/bold] dashboard at http://{settings.host}:{settings.port}  "

@@ -72,7 +72,9 @@ class Client:
             sent["Authorization"] = f"Bearer {self.token}"
         data = None
         if body is not None:
-            data, sent["Content-Type"] = json.dumps(body).encode(), "application/json"
+            data = json.dumps(body).encode()
+        if method.upper() not in ("GET", "HEAD"):  # the server takes writes as JSON only (415 otherwise)
+            sent["Content-Type"] = "application/json"
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
         try:
             return urllib.request.urlopen(request, timeout=timeout)

@@ -36,7 +36,7 @@ from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from app.analysis.summary import group_key
-from worker.training.initializers import format_param
+from app.domain.registry import format_param
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 STATS = ("mean", "std", "min", "max", "l2", "nonfinite")
@@ -160,7 +160,8 @@ def _dumps(value: Any) -> str:
 
 
 def _group(run: dict[str, Any]) -> str:
-    return group_key(run["initializer"], run.get("initializer_params"), run.get("activation"), run.get("depth"))
+    return group_key(run["initializer"], run.get("initializer_params"), run.get("activation"), run.get("depth"),
+                     run.get("bias_variance"))
 
 
 RUN_FIELDS = ("id", "initializer", "initializer_params", "seed", "activation", "depth", "status", "epoch", "epochs", "error",
@@ -190,25 +191,39 @@ def json_chunks(data: StudyData) -> Iterator[str]:
 # ---------------------------------------------------------------- TensorBoard
 
 
+def _finite_range(row: dict[str, Any], edges: list[float], counts: list[int]) -> tuple[float, float]:
+    """min and max of the finite values: recorded where finite, else the quantiles' (exact) ends, else the bins'."""
+    quantiles, occupied = row.get("quantiles") or [None], [i for i, count in enumerate(counts) if count] or [0, -2]
+    ends = ((row.get("min"), quantiles[0], edges[occupied[0]]), (row.get("max"), quantiles[-1], edges[occupied[-1] + 1]))
+    return tuple(float(recorded) if isinstance(recorded, (int, float)) and math.isfinite(recorded)
+                 else binned if stored is None else float(stored) for recorded, stored, binned in ends)
+
+
 def histogram_proto(row: dict[str, Any]) -> HistogramProto:
     """A tensor's own histogram as TensorBoard's: bucket i spans (limit[i-1], limit[i]], the first from min.
 
-    The range is the bins' range (a constant tensor's ±0.5 bins included), so the buckets
-    TensorBoard draws are exactly the stored ones. ``sum``/``sum_squares`` come from the exact
-    mean and std when every value was finite, else from the bin centres of the finite values.
+    ``min``/``max`` are the finite values' own, as TensorFlow writes them: TensorBoard's
+    Distributions band runs from ``min`` to ``max``, and with the bins' ±0.5 range a zeros
+    kernel was drawn from -0.5 to 0.5. A constant tensor is one zero-width bucket at its value
+    (what TensorBoard writes for one); else the buckets are the stored ones. ``sum``/``sum_squares``:
+    from the exact mean and std when every value was finite, else from the bin centres.
     """
     edges = [float(edge) for edge in row["edges"]]
     counts = [int(count) for count in row["counts"]]
     total = sum(counts)
+    low, high = _finite_range(row, edges, counts)
     mean, std = row.get("mean"), row.get("std")
     if row.get("nonfinite", 0) == 0 and mean is not None and std is not None and math.isfinite(mean) and math.isfinite(std):
         first, second = mean * total, total * (std * std + mean * mean)
     else:
-        centres = [(low + high) / 2 for low, high in zip(edges, edges[1:])]
+        centres = [(left + right) / 2 for left, right in zip(edges, edges[1:])]
         first = sum(c * n for c, n in zip(centres, counts))
         second = sum(c * c * n for c, n in zip(centres, counts))
-    return HistogramProto(min=edges[0], max=edges[-1], num=total, sum=first, sum_squares=second,
-                          bucket_limit=edges[1:], bucket=counts)
+    if total and low == high:
+        return HistogramProto(min=low, max=high, num=total, sum=low * total, sum_squares=low * low * total,
+                              bucket_limit=[high], bucket=[total])
+    return HistogramProto(min=low if total else edges[0], max=high if total else edges[-1], num=total, sum=first,
+                          sum_squares=second, bucket_limit=edges[1:], bucket=counts)
 
 
 def _timestamp(value: Any) -> float | None:

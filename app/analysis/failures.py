@@ -22,8 +22,8 @@ from collections import defaultdict
 from typing import Any
 
 from app.analysis.summary import initializer_key, is_finite
-from worker.training.activations import SATURATION_LEVEL
-from worker.training.initializers import label as registry_label
+from app.domain.registry import label as registry_label
+from app.domain.units import SATURATION_LEVEL
 
 DEAD_SHARE = 0.5          # a layer is tagged when more than half of its ReLU units are dead
 SATURATED_SHARE = 0.5     # ... or more than half of its tanh/sigmoid outputs sit near a bound

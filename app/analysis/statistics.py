@@ -3,8 +3,7 @@
 Runs of a study that share a seed see the same data order and the same dropout masks (the
 worker derives both from the run's seed alone), so two initializers compared seed by seed
 differ only in their initial weights. The per-seed difference removes the seed's own share
-of the variance, which with 3-5 seeds is often most of it; its bootstrap CI says whether the
-gap survives resampling the seeds.
+of the variance, which with 3-5 seeds is often most of it.
 
 Which runs count: finished results only, i.e. succeeded or diverged (by status, or a loss that
 became NaN/inf). A queued or running run joins when it finishes: a "final" accuracy must be
@@ -16,36 +15,52 @@ outcome (usually chance level), so it counts when it is a finite number; droppin
 flatter an unstable initializer. A NaN or infinite accuracy is left out, and that seed has no
 value, and no pair, for that metric. Nothing non-finite ever reaches a mean or a CI.
 
-CIs are 95 % BCa bootstrap intervals of the mean over seeds (scipy.stats.bootstrap, 9999
-resamples, a fixed seed so an answer repeats), percentile where BCa is undefined, [v, v]
-when every value is v, and null below 2 values. With 3 seeds there are only 10 distinct
-resamples: the interval is a rough guide, not a test.
+Why a paired Student-t test: users have 3-5 seeds, and a verdict must keep its 5 % false-
+positive rate there. A bootstrap of 3 values cannot see spread it has not sampled (its CI was
+often far narrower than the data allow); the t interval pays for the unknown spread with
+n - 1 degrees of freedom, is exact for normal differences at any n >= 2 and conservative for
+symmetric heavier tails (tests/analysis/test_statistics_simulation.py measures it). The
+verdict and the CI shown come from the same test: p < 0.05 exactly when the 95 % CI excludes 0.
+
+No spread (every paired difference equal, within rounding of stored float32 accuracies): the
+t statistic is undefined. Accuracies are multiples of 1 / validation samples, so equal
+differences happen by chance with small noise, and calling them real would break the error
+rate at 2-3 seeds. They fall back to the exact sign-flip test, valid for any symmetric
+distribution, discrete included: p = 1 when all are 0, else 2 / 2^n, which rejects only from
+6 seeds on; its CI is then [d, d], and null below 6 seeds (no value could be rejected).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from itertools import groupby
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from app.domain.activations import RELU_FAMILY
+
 CONFIDENCE = 0.95
-RESAMPLES = 9999
-BOOTSTRAP_SEED = 20240601
+ALPHA = 1 - CONFIDENCE
+POWER = 0.8
+SEEDS_CAP = 1000
 RESULT_STATUSES = ("succeeded", "diverged")
-RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "swish", "silu", "relu6")
 # Accuracies are float32 counts / n: 0.9 may be stored as 0.8999999762. A validation set of
 # 10 000 images moves in steps of 1e-4, so this slack never changes a real comparison.
 THRESHOLD_SLACK = 1e-6
+# Paired differences spread (or a mean) below this are float32 rounding, not a measurement.
+ZERO_SPREAD = 1e-6
 # Means closer than this are one rank (accuracies are multiples of 1 / samples, so equal
 # means are often exactly equal, up to float rounding).
 TIE_TOLERANCE = 1e-9
-METHOD = (f"{CONFIDENCE:.0%} BCa bootstrap of the mean over seeds (scipy.stats.bootstrap, {RESAMPLES} resamples, "
-          "fixed seed); differences paired by seed (same seed = same data order and dropout)")
+METHOD = ("Paired Student-t test on the per-seed differences (same seed = same data order and dropout): a difference "
+          "is called higher or lower only when its two-sided p-value is below 0.05, which is exactly when the 95 % "
+          "t interval shown next to it excludes 0; accuracy CIs are 95 % t intervals of the mean over seeds.")
+RANKING_RULE = ("Ranks are tiers, not a strict order: the initializer with the highest mean and every one the same "
+                "paired t-test cannot tell from it share rank 1, the rest are tiered the same way, and equal means "
+                "always share a rank.")
 DIVERGED_RULE = ("succeeded and diverged runs count; queued/running runs join when they finish; failed and cancelled "
                  "runs are left out. A diverged run keeps its last finite accuracy (usually chance level); NaN or "
                  "infinite values are left out, so that seed has no value and no pair for that metric.")
@@ -55,56 +70,104 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@lru_cache(maxsize=8192)
-def _interval(values: tuple[float, ...]) -> tuple[float, float]:
-    """The bootstrap CI of the mean; cached because a finished study asks the same question on every view."""
-    data = np.asarray(values, dtype=float)
-    if np.ptp(data) == 0:
-        return float(data[0]), float(data[0])  # no spread to resample: BCa would divide by zero
-    for method in ("BCa", "percentile"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # BCa's DegenerateDataWarning: the NaN is handled below
-            found = stats.bootstrap((data,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
-                                    method=method, rng=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
-        low, high = float(found.low), float(found.high)
-        if math.isfinite(low) and math.isfinite(high):
-            return low, high
-    return float(data.min()), float(data.max())  # unreachable in practice: percentile is always defined
+def mean_ci(values: Sequence[Any], within: tuple[float, float] = (0.0, 1.0)) -> dict[str, float | int | None]:
+    """Mean, sample std (ddof=1) and t interval of the finite values; CI and std null below 2 values.
 
-
-def mean_ci(values: Sequence[Any]) -> dict[str, float | int | None]:
-    """Mean, sample std (ddof=1) and bootstrap CI of the finite values; CI and std null below 2 values."""
+    The interval is clipped to ``within`` (accuracies: [0, 1]), where the mean must lie: with 2
+    seeds t(1) = 12.7 reaches far past it, and cutting off impossible values costs no coverage.
+    """
     finite = [float(value) for value in values if _finite(value)]
     if not finite:
         return {"mean": None, "std": None, "ci_low": None, "ci_high": None, "n": 0}
     # Equal values are their own mean exactly (np.mean of three 0.8s is 0.8000000000000002).
     mean = finite[0] if min(finite) == max(finite) else float(np.mean(finite))
-    if len(finite) < 2:
+    n = len(finite)
+    if n < 2:
         return {"mean": mean, "std": None, "ci_low": None, "ci_high": None, "n": 1}
-    low, high = _interval(tuple(finite))
-    # The CI brackets the mean it is about (BCa can miss it by a rounding error).
     std = 0.0 if min(finite) == max(finite) else float(np.std(finite, ddof=1))
-    return {"mean": mean, "std": std, "ci_low": min(low, mean), "ci_high": max(high, mean),
-            "n": len(finite)}
+    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * std / math.sqrt(n)
+    return {"mean": mean, "std": std, "ci_low": max(mean - half, within[0]), "ci_high": min(mean + half, within[1]),
+            "n": n}
+
+
+def paired_t(differences: Any) -> dict[str, np.ndarray]:
+    """The test behind every verdict, vectorised over rows (one row = one comparison's n >= 2 differences).
+
+    Returns per row: mean, std (0 with no spread), ci_low/ci_high (NaN where undefined), p,
+    flat (no spread: the sign-flip fallback of the module docstring), sign (+1 higher, -1
+    lower, 0 not distinguishable). The simulation test runs this on thousands of rows at once.
+    """
+    d = np.atleast_2d(np.asarray(differences, dtype=float))
+    n = d.shape[1]
+    if n < 2:
+        raise ValueError("a paired t-test needs at least 2 differences")
+    mean = d.mean(axis=1)
+    flat = np.ptp(d, axis=1) <= ZERO_SPREAD
+    std = np.where(flat, 0.0, d.std(axis=1, ddof=1))
+    se = np.where(flat, 1.0, std) / math.sqrt(n)
+    t_p = 2 * stats.t.sf(np.abs(mean) / se, n - 1)
+    flip_p = np.where(np.abs(mean) <= ZERO_SPREAD, 1.0, 2.0 ** (1 - n))
+    p = np.where(flat, flip_p, t_p)
+    half = np.where(flat, np.where(2.0 ** (1 - n) < ALPHA, 0.0, np.nan), float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * se)
+    sign = np.where(p < ALPHA, np.sign(mean), 0.0)
+    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "p": p, "flat": flat, "sign": sign}
+
+
+def t_power(n: Any, effect: Any) -> np.ndarray:
+    """Power of the two-sided paired t-test at ALPHA with n pairs when mean / sd of the differences is ``effect``."""
+    n, effect = np.asarray(n, dtype=float), np.abs(np.asarray(effect, dtype=float))
+    crit, shift = stats.t.ppf(1 - ALPHA / 2, n - 1), effect * np.sqrt(n)
+    # The wrong-sign tail is below 1e-9 where scipy's nct.cdf gives NaN (large shifts).
+    return stats.nct.sf(crit, n - 1, shift) + np.nan_to_num(stats.nct.cdf(-crit, n - 1, shift), nan=0.0)
+
+
+def seeds_needed(mean: float | None, std: float | None) -> tuple[int | None, bool]:
+    """Pairs for POWER if the true difference and spread were the observed ones; (None, True): over SEEDS_CAP.
+
+    (None, False) where it is undefined: no spread or no mean difference. The normal
+    approximation is a lower bound (t has fatter tails), so the search starts there.
+    """
+    if mean is None or not std or abs(mean) <= ZERO_SPREAD:
+        return None, False
+    effect = abs(mean) / std
+    start = max(2, math.floor(((stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)) / effect) ** 2))
+    for low in range(start, SEEDS_CAP + 1, 32):
+        ns = np.arange(low, min(low + 32, SEEDS_CAP + 1))
+        enough = np.flatnonzero(t_power(ns, effect) >= POWER)
+        if enough.size:
+            return int(ns[enough[0]]), False
+    return None, True
 
 
 def paired_difference(values: Mapping[int, Any], baseline: Mapping[int, Any], is_baseline: bool = False) -> dict[str, Any]:
-    """Per seed present (and finite) in both: value - baseline; its mean, CI and what the CI says.
+    """Per seed present (and finite) in both: value - baseline; its mean, t interval, p and verdict.
 
-    verdict: "baseline" (the baseline itself), "too few paired seeds" (under 2: no CI),
-    "not distinguishable" (the CI includes 0), "higher" or "lower".
+    verdict: "baseline" (the baseline itself), "too few paired seeds" (under 2: no test),
+    "not distinguishable" (p >= 0.05), "higher" or "lower". seeds_needed: see seeds_needed().
     """
     seeds = sorted(seed for seed in values if seed in baseline and _finite(values[seed]) and _finite(baseline[seed]))
-    found = mean_ci([float(values[seed]) - float(baseline[seed]) for seed in seeds])
+    diffs = [float(values[seed]) - float(baseline[seed]) for seed in seeds]
+    out: dict[str, Any] = {"mean": float(np.mean(diffs)) if diffs else None, "std": None, "ci_low": None, "ci_high": None,
+                           "n": len(diffs), "seeds": seeds, "p_value": None, "test": None, "seeds_needed": None,
+                           "seeds_needed_over_cap": False}
+    if len(diffs) >= 2:
+        found = {key: value[0] for key, value in paired_t(diffs).items()}
+        finite_ci = bool(np.isfinite(found["ci_low"]))
+        out.update(std=float(found["std"]), ci_low=float(found["ci_low"]) if finite_ci else None,
+                   ci_high=float(found["ci_high"]) if finite_ci else None)
+        if not is_baseline:
+            needed, over = seeds_needed(out["mean"], out["std"])
+            out.update(p_value=float(found["p"]), test="sign-flip" if found["flat"] else "paired t",
+                       seeds_needed=needed, seeds_needed_over_cap=over)
     if is_baseline:
         verdict, distinguishable = "baseline", None
-    elif found["ci_low"] is None:
+    elif out["p_value"] is None:
         verdict, distinguishable = "too few paired seeds", None
-    elif found["ci_low"] <= 0 <= found["ci_high"]:
+    elif out["p_value"] >= ALPHA:
         verdict, distinguishable = "not distinguishable", False
     else:
-        verdict, distinguishable = ("higher" if found["ci_low"] > 0 else "lower"), True
-    return {**found, "seeds": seeds, "distinguishable": distinguishable, "verdict": verdict}
+        verdict, distinguishable = ("higher" if out["mean"] > 0 else "lower"), True
+    return {**out, "distinguishable": distinguishable, "verdict": verdict}
 
 
 def epochs_to_threshold(rows: Sequence[Mapping[str, Any]], threshold: float) -> int | None:
@@ -128,13 +191,43 @@ def threshold_summary(per_seed: Mapping[int, int | None]) -> dict[str, Any]:
 
 
 def rank(means: Sequence[float | None]) -> list[tuple[int | None, list[int]]]:
-    """Competition ranking (1, 2, 2, 4) by mean, highest first: per item (rank, indices it ties with)."""
+    """Competition ranking (1, 2, 2, 4) by mean alone, highest first: per item (rank, indices with the same mean).
+
+    The order the tiers are built in, and "best ranked" for the baseline; not a verdict.
+    """
     scored = sorted((i for i, mean in enumerate(means) if mean is not None), key=lambda i: -means[i])
     out: list[tuple[int | None, list[int]]] = [(None, [])] * len(means)
     for position, i in enumerate(scored):
         ties = [j for j in scored if j != i and abs(means[j] - means[i]) <= TIE_TOLERANCE]
         first = min([position] + [scored.index(j) for j in ties])
         out[i] = (first + 1, ties)
+    return out
+
+
+def tiers(finals: Sequence[Mapping[int, Any]], means: Sequence[float | None]) -> list[tuple[int | None, list[int]]]:
+    """Per group (rank, indices sharing it): a rank claims only the order the paired t-test supports.
+
+    Walking down by mean, the first group leads a tier; the next groups join it while the test
+    cannot tell them from the leader (too few paired seeds counts as cannot tell). Groups with
+    equal means move as one block, joining only if none of them differs from the leader: a
+    tie in mean is never split, and no member of a tier is known to be worse than its leader.
+    Ranks count the groups in better tiers (1, 1, 3), so a rank is a place, not a tier number.
+    """
+    by_mean = rank(means)
+    scored = sorted((i for i, (r, _) in enumerate(by_mean) if r is not None), key=lambda i: (by_mean[i][0], i))
+    found: list[list[int]] = []
+    for _, block in groupby(scored, key=lambda i: by_mean[i][0]):
+        block = list(block)
+        if found and all(paired_difference(finals[j], finals[found[-1][0]])["distinguishable"] is not True for j in block):
+            found[-1].extend(block)
+        else:
+            found.append(block)
+    out: list[tuple[int | None, list[int]]] = [(None, [])] * len(means)
+    placed = 0
+    for tier in found:
+        for i in tier:
+            out[i] = (placed + 1, [j for j in tier if j != i])
+        placed += len(tier)
     return out
 
 
@@ -172,7 +265,7 @@ def counts_as_result(status: str, diverged: bool) -> bool:
 
 def study_statistics(groups: Sequence[Mapping[str, Any]], activation: str, baseline: str | None,
                      threshold: float) -> dict[str, Any]:
-    """Per group: accuracy CIs, paired difference against the baseline, epochs to threshold, rank.
+    """Per group: accuracy CIs, paired difference against the baseline, epochs to threshold, rank (tier).
 
     groups: {"key", "initializer", "runs": [{"seed", "status", "diverged", "rows", "final", "best"}]},
     rows being the run's epochs in order. threshold: percent, in (0, 100].
@@ -189,9 +282,11 @@ def study_statistics(groups: Sequence[Mapping[str, Any]], activation: str, basel
                        "diverged": sum(bool(run["diverged"]) for run in used)},
         })
     accuracy = [{metric: mean_ci(list(g[metric].values())) for metric in ("final", "best")} for g in per_group]
-    ranks = rank([a["final"]["mean"] for a in accuracy])
+    means = [a["final"]["mean"] for a in accuracy]
+    ranks = tiers([g["final"] for g in per_group], means)
     keys = [g["key"] for g in groups]
-    chosen, reason = choose_baseline(keys, [g["initializer"] for g in groups], [r for r, _ in ranks], baseline, activation)
+    by_mean = [r for r, _ in rank(means)]
+    chosen, reason = choose_baseline(keys, [g["initializer"] for g in groups], by_mean, baseline, activation)
     base = per_group[keys.index(chosen)] if chosen is not None else None
     out = []
     for g, acc, (position, ties) in zip(per_group, accuracy, ranks):
@@ -204,9 +299,8 @@ def study_statistics(groups: Sequence[Mapping[str, Any]], activation: str, basel
             "final_val_accuracy": acc["final"], "best_val_accuracy": acc["best"],
             "difference": difference, "epochs_to_threshold": threshold_summary(reached),
         })
+    ranked = sorted((i for i, (r, _) in enumerate(ranks) if r is not None), key=lambda i: (ranks[i][0], by_mean[i], i))
     return {"baseline": chosen, "baseline_reason": reason, "requested_baseline": baseline,
             "default_baseline": default_baseline(activation), "threshold": threshold,
-            "confidence_level": CONFIDENCE, "method": METHOD, "diverged_rule": DIVERGED_RULE,
-            "ranking": [keys[i] for i in sorted((i for i, (r, _) in enumerate(ranks) if r is not None),
-                                                key=lambda i: (ranks[i][0], i))],
-            "groups": out}
+            "confidence_level": CONFIDENCE, "method": METHOD, "ranking_rule": RANKING_RULE,
+            "diverged_rule": DIVERGED_RULE, "ranking": [keys[i] for i in ranked], "groups": out}

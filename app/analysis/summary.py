@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from worker.training.initializers import format_param
+from app.domain.registry import format_param
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -29,9 +29,11 @@ def initializer_key(initializer: str, params: dict[str, Any] | None) -> str:
 
 
 def group_key(initializer: str, params: dict[str, Any] | None, activation: str | None = None,
-              depth: int | None = None) -> str:
-    """The study page's group: one initializer choice, in one cell of a grid study (if any)."""
-    return initializer_key(initializer, params) + (f"|{activation}" if activation else "") + (f"|d{depth}" if depth else "")
+              depth: int | None = None, bias_variance: float | None = None) -> str:
+    """The study page's group: one initializer choice, in one cell of a grid study (if any); in a
+    weight-variance sweep the σ_w² is the choice's scale and σ_b² a part of the key."""
+    return (initializer_key(initializer, params) + (f"|{activation}" if activation else "") + (f"|d{depth}" if depth else "")
+            + (f"|b{format_param(bias_variance)}" if bias_variance is not None else ""))
 
 
 def mean_std(values: Iterable[Any]) -> dict[str, float | int | None]:

@@ -2,18 +2,27 @@
 
 The scope commits on success, rolls back on error, and turns "the database is
 not there" into ``StorageUnavailable`` so the API can answer 503 instead of 500.
+
+An embedded SQLite file is remembered by its identity (device and inode) when this process
+first opens it. If the file is then removed (``rm -rf`` of INITLAB_STATE_DIR) or replaced,
+SQLite would go on reading and writing the deleted file through its open connections, and
+everything stored from then on would be lost at the next start: every session and ``ping``
+(``/readyz``) checks the identity first and refuses with ``DatabaseFileGone``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
 import orjson
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +31,66 @@ from app.settings import get_settings
 
 class StorageUnavailable(RuntimeError):
     """The database could not be reached; the caller may retry later."""
+
+
+class DatabaseFileGone(StorageUnavailable):
+    """The SQLite file this process opened was removed or replaced: nothing can be stored safely."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, absolute; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(os.path.abspath(parsed.database))
+
+
+class _FileIdentity:
+    """(st_dev, st_ino) of a SQLite file, taken the first time this process sees the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.identity: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+        self.check()
+
+    def check(self) -> None:
+        """DatabaseFileGone if the file seen before is no longer the file at its path."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            if self.identity is None:
+                return  # never seen: SQLite creates it (migrations) or reports its own error
+            raise DatabaseFileGone(
+                f"the database file {self.path} was removed while initlab was running (is INITLAB_STATE_DIR "
+                f"{self.path.parent} gone?); nothing more is accepted: restore it, or restart initlab") from None
+        except OSError as exc:
+            raise DatabaseFileGone(f"the database file {self.path} cannot be checked ({exc.strerror})") from None
+        current = (stat.st_dev, stat.st_ino)
+        with self._lock:
+            if self.identity is None:
+                self.identity = current
+                return
+        if current != self.identity:
+            raise DatabaseFileGone(
+                f"the database file {self.path} was replaced by another file while initlab was running; "
+                "nothing more is accepted: restart initlab to use the new one")
+
+
+@lru_cache
+def _identity(url: str) -> _FileIdentity | None:
+    path = sqlite_path(url)
+    return None if path is None else _FileIdentity(path)
+
+
+def check_database_file(url: str | None = None) -> None:
+    """Raise DatabaseFileGone if the configured SQLite file vanished or was replaced since this
+    process opened it; nothing for other databases."""
+    identity = _identity(url or get_settings().database_url)
+    if identity is not None:
+        identity.check()
 
 
 def _json_loads(text: str | bytes):
@@ -37,6 +106,7 @@ def _json_loads(text: str | bytes):
 @lru_cache
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _identity(url)  # remember the file as it is now
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                json_deserializer=_json_loads)
 
@@ -65,7 +135,9 @@ def _session_factory(url: str) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    session = _session_factory(get_settings().database_url)()
+    url = get_settings().database_url
+    check_database_file(url)
+    session = _session_factory(url)()
     try:
         yield session
         session.commit()
@@ -79,3 +151,19 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def ping() -> str:
+    """"ok", or why the database cannot be reached (for /readyz)."""
+    from sqlalchemy import text
+
+    try:
+        check_database_file()
+    except DatabaseFileGone as exc:
+        return f"gone: {exc}"
+    try:
+        with get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to reach the database means not ready
+        return f"unreachable ({exc.__class__.__name__})"
+    return "ok"

@@ -16,14 +16,15 @@ from sqlalchemy import delete, func, select
 
 from app.storage.db import session_scope
 from app.storage.models import EpochMetric, LayerDiagnostic, LayerStat, Run, Study
-from app.storage.records import _assert_owner
+from app.storage.records import assert_owner
 
-FIELDS = ("activation", "units", "dead_fraction", "saturated_fraction", "mean", "std", "unit_spread", "units_identical")
+FIELDS = ("activation", "units", "dead_fraction", "saturated_fraction", "mean", "std", "unit_spread", "units_identical",
+          "preact_length", "preact_correlation")
 
 
 def record_diagnostics(run_id: int, epoch: int, layers: list[dict[str, Any]], owner: str | None = None) -> None:
     with session_scope() as session:
-        _assert_owner(session, run_id, owner)
+        assert_owner(session, run_id, owner)
         stale = LayerDiagnostic.run_id == run_id
         session.execute(delete(LayerDiagnostic).where(stale if epoch == 0 else stale & (LayerDiagnostic.epoch == epoch)))
         session.add_all(

@@ -62,6 +62,10 @@ class Study(Base):
     # The client's Idempotency-Key of the POST that created the study: a repeated
     # POST with the same key gets this study back instead of a second one.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # SHA-256 of the canonical spec of that POST: the same key with another study is refused (422).
+    request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The broker queue its runs are sent to (a study's "queue", e.g. "gpu"); NULL: INITLAB_QUEUE.
+    queue: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     runs: Mapped[list["Run"]] = relationship(back_populates="study", order_by="Run.id", cascade="all, delete-orphan")
 
@@ -77,6 +81,9 @@ class Run(Base):
     # A grid study's cell (null outside a grid: the study's model.activation / hidden_units).
     activation: Mapped[str | None] = mapped_column(String(32), default=None)
     depth: Mapped[int | None] = mapped_column(default=None)
+    # A weight-variance sweep's cell (null otherwise): σ_w² of the kernels, σ_b² of the biases.
+    weight_variance: Mapped[float | None] = mapped_column(default=None)
+    bias_variance: Mapped[float | None] = mapped_column(default=None)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     epoch: Mapped[int] = mapped_column(default=0)
     epochs: Mapped[int]
@@ -166,3 +173,60 @@ class LayerDiagnostic(Base):
     # max |unit j's incoming weights and bias - unit 0's| / max |weight|; NULL: one unit or non-finite weights.
     unit_spread: Mapped[float | None]
     units_identical: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    # Mean-field quantities of the pre-activations h = x·W + b on the probe batch (Poole et al.
+    # 2016): q, the mean squared pre-activation, and c, the mean correlation between two samples'
+    # pre-activation vectors (q_ab / sqrt(q_aa q_bb), over pairs of probe samples).
+    preact_length: Mapped[float | None] = mapped_column(default=None)
+    preact_correlation: Mapped[float | None] = mapped_column(default=None)
+
+
+class SignalProbe(Base):
+    """A signal-propagation request and, once a worker has run it, its answer.
+
+    The API needs no Keras: it stores the request and a worker measures the untrained networks
+    (worker/probes.py). Identical requests share one row (``key``: the request's hash), so a
+    repeated question is answered from storage, since a seed makes every answer repeatable.
+    """
+
+    __tablename__ = "signal_probes"
+    __table_args__ = (UniqueConstraint("key", name="uq_signal_probes_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, succeeded, failed
+    result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Worker(Base):
+    """One worker process, as it announces itself: where it runs, what it serves, what it trains.
+
+    Written by the worker itself (worker/heartbeat.py) every few seconds; the dashboard's
+    workers panel and the check of a study's queue read it. Keyed by the Celery node name
+    (``name@host``): a worker started again under its name takes its row over.
+    """
+
+    __tablename__ = "workers"
+    __table_args__ = (UniqueConstraint("name", name="uq_workers_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    queues: Mapped[list[Any]]
+    # "CPU" or the accelerator's name (worker/training/device.py), and the Keras backend; NULL until detected.
+    device: Mapped[str | None] = mapped_column(String(200), default=None)
+    backend: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The runs (of one study) it trains now; empty when idle.
+    current_runs: Mapped[list[Any]]
+    current_study: Mapped[int | None] = mapped_column(default=None)
+    # Its heartbeat period: three of them without a beat and the worker counts as lost.
+    interval_s: Mapped[float]
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set by a clean shutdown; a killed worker never sets it and shows as lost instead.
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

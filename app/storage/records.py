@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from app.schemas import EpochMetrics, GradientStats, LayerStats, RunLayers, RunMetrics, StudyMetrics, TensorStats
+from app.schemas.studies import EpochMetrics, GradientStats, LayerStats, RunLayers, RunMetrics, StudyMetrics, TensorStats
 from app.storage.db import session_scope
 from app.storage.models import EpochMetric, LayerStat, Run
 
@@ -23,7 +23,7 @@ class NotOwner(RuntimeError):
     """The run is no longer running under this worker (its lease was lost); nothing was written."""
 
 
-def _assert_owner(session, run_id: int, owner: str | None) -> None:
+def assert_owner(session, run_id: int, owner: str | None) -> None:
     if owner is None:
         return
     # Locks the run row (PostgreSQL) so a concurrent claim waits for this write.
@@ -34,7 +34,7 @@ def _assert_owner(session, run_id: int, owner: str | None) -> None:
 
 def record_epoch(run_id: int, epoch: int, metrics: dict[str, float], owner: str | None = None) -> None:
     with session_scope() as session:
-        _assert_owner(session, run_id, owner)
+        assert_owner(session, run_id, owner)
         session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch))
         session.add(EpochMetric(run_id=run_id, epoch=epoch, **{name: metrics.get(name) for name in METRIC_NAMES}))
         session.execute(update(Run).where(Run.id == run_id).values(epoch=epoch))
@@ -42,7 +42,7 @@ def record_epoch(run_id: int, epoch: int, metrics: dict[str, float], owner: str 
 
 def record_layers(run_id: int, epoch: int, layers: list[dict[str, Any]], owner: str | None = None) -> None:
     with session_scope() as session:
-        _assert_owner(session, run_id, owner)
+        assert_owner(session, run_id, owner)
         session.execute(delete(LayerStat).where(LayerStat.run_id == run_id, LayerStat.epoch == epoch))
         session.add_all(
             LayerStat(

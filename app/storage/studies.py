@@ -1,39 +1,43 @@
-"""Studies and the life cycle of their runs: the only SQL about who trains what.
+"""Studies: store one with its runs, find them again, list them.
 
-Every function opens its own session scope and returns API schema objects,
-never ORM rows, so callers cannot lazy-load behind the repository's back.
+A study's spec is stored once, as the JSON of the ``StudySpec`` accepted by the API, and
+handed back parsed (``study_spec``); its runs are created from it here, one per
+initializer × seed (× grid cell), in the spec's own order.
 """
 
 from __future__ import annotations
 
-import socket
+import hashlib
+import json
 from collections import Counter
-from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from app.schemas import TERMINAL_STATUSES, RunPublic, StudyCreate, StudyPublic, StudySummary
+from app.domain.lifecycle import study_status
+from app.domain.spec import StudySpec
+from app.schemas.studies import RunPublic, StudyPublic, StudySummary
+from app.settings import get_settings
 from app.storage.db import session_scope
-from app.storage.models import EpochMetric, LayerDiagnostic, LayerStat, Run, Study, utcnow
+from app.storage.models import Run, Study
+
+# GET /api/studies answers at most this many studies per page (and that many by default).
+MAX_PAGE = 500
 
 
-def study_status(counts: dict[str, int]) -> str:
-    """One word for a study from its runs' statuses."""
-    total = sum(counts.values())
-    if total == 0:
-        return "empty"
-    if counts.get("running") or (counts.get("queued") and counts.get("queued") != total):
-        return "running"
-    if counts.get("queued") == total:
-        return "queued"
-    if counts.get("failed"):
-        return "failed"
-    finished = counts.get("succeeded", 0) + counts.get("diverged", 0)
-    if finished:
-        # A diverged run trained to its end as far as it could: a finding, not a failure
-        # (run_counts tells how many diverged).
-        return "succeeded" if finished == total else "partial"
-    return "cancelled"
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key already names a study created from a different request body."""
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__(f"the Idempotency-Key was used for study {study_id}, with a different body")
+        self.study_id = study_id
+
+
+def request_hash(spec: dict[str, Any]) -> str:
+    """SHA-256 of a spec's canonical JSON (what is stored): one value per study, however it was written
+    ("he_normal" or {"id": "he_normal"}, 1 or 1.0, a default given or left out)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _study_public(study: Study) -> StudyPublic:
@@ -45,37 +49,81 @@ def _study_public(study: Study) -> StudyPublic:
         status=study_status(counts),
         run_counts=counts,
         spec=study.spec,
+        queue=study.queue,
         runs=[RunPublic.model_validate(run) for run in study.runs],
     )
 
 
-def create_study(spec: StudyCreate, idempotency_key: str | None = None) -> StudyPublic:
-    """Store a study and one queued run per initializer x seed (initializer-major)."""
+def create_study(spec: StudySpec, idempotency_key: str | None = None,
+                 queue: str | None = None) -> tuple[StudyPublic, bool]:
+    """Store a study and one queued run per planned run; (the study, created).
+
+    ``queue``: the broker queue its runs go to (None: this deployment's INITLAB_QUEUE, stored as
+    such, so that a reconciler on a host whose INITLAB_QUEUE differs re-sends its runs to the same
+    queue); stored beside the spec, not in it (where a study trains is no part of what it
+    measures), but part of an idempotent POST when given.
+
+    With an ``idempotency_key`` already used for the same spec, nothing is stored and the earlier
+    study comes back with created False, also when the same key races in from a concurrent request;
+    used for a different spec, IdempotencyKeyReused.
+    """
+    stored = spec.model_dump(mode="json", exclude={"queue"})
+    digest = request_hash(stored if queue is None else {**stored, "queue": queue})
+    if idempotency_key and (earlier := _replayed(idempotency_key, digest)):
+        return earlier, False
+    try:
+        with session_scope() as session:
+            study = Study(name=spec.name, spec=stored, idempotency_key=idempotency_key, request_hash=digest,
+                          queue=queue or get_settings().queue)
+            study.runs = [
+                Run(initializer=run.initializer.id, initializer_params=dict(run.initializer.params), seed=run.seed,
+                    epochs=spec.planned_epochs, activation=run.activation, depth=run.depth,
+                    weight_variance=run.weight_variance, bias_variance=run.bias_variance)
+                for run in spec.runs()
+            ]
+            session.add(study)
+            session.flush()
+            return _study_public(study), True
+    except IntegrityError:  # the unique idempotency key: a concurrent request stored it first
+        earlier = _replayed(idempotency_key, digest) if idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier, False
+
+
+def _replayed(key: str, digest: str) -> StudyPublic | None:
+    """The study created with this key from the same spec; IdempotencyKeyReused if from another."""
     with session_scope() as session:
-        study = Study(name=spec.name, spec=spec.model_dump(mode="json"), idempotency_key=idempotency_key)
-        study.runs = [
-            Run(initializer=ref.id, initializer_params=dict(ref.params), seed=seed, epochs=spec.training.epochs,
-                activation=activation, depth=depth)
-            for activation, depth in spec.grid()
-            for ref in spec.initializers
-            for seed in spec.seeds
-        ]
-        session.add(study)
-        session.flush()
+        study = session.scalar(select(Study).where(Study.idempotency_key == key))
+        if study is None:
+            return None
+        # Studies stored before the hash column (migration 0007) are hashed from their stored spec.
+        if (study.request_hash or request_hash(study.spec)) != digest:
+            raise IdempotencyKeyReused(study.id)
         return _study_public(study)
 
 
-def study_by_idempotency_key(key: str) -> StudyPublic | None:
-    with session_scope() as session:
-        study = session.scalar(select(Study).where(Study.idempotency_key == key))
-        return None if study is None else _study_public(study)
+def _name_contains(text: str):
+    # A literal substring: the filter's own % and _ are not wildcards.
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return Study.name.ilike(f"%{escaped}%", escape="\\")
 
 
-def list_studies(name_contains: str | None = None, limit: int = 500) -> list[StudySummary]:
+def count_studies(name_contains: str | None = None) -> int:
+    """How many studies list_studies would find over all pages."""
     with session_scope() as session:
-        query = select(Study.id, Study.name, Study.created_at).order_by(Study.id.desc()).limit(limit)
+        query = select(func.count()).select_from(Study)
         if name_contains:
-            query = query.where(Study.name.ilike(f"%{name_contains}%"))
+            query = query.where(_name_contains(name_contains))
+        return int(session.scalar(query) or 0)
+
+
+def list_studies(name_contains: str | None = None, limit: int = MAX_PAGE, offset: int = 0) -> list[StudySummary]:
+    """One page of studies, newest first, whose name contains ``name_contains`` (case-insensitive)."""
+    with session_scope() as session:
+        query = select(Study.id, Study.name, Study.created_at).order_by(Study.id.desc()).limit(limit).offset(offset)
+        if name_contains:
+            query = query.where(_name_contains(name_contains))
         studies = session.execute(query).all()
         ids = [row.id for row in studies]
         counts: dict[int, dict[str, int]] = {study_id: {} for study_id in ids}
@@ -98,164 +146,35 @@ def get_study(study_id: int) -> StudyPublic | None:
         return None if study is None else _study_public(study)
 
 
-def get_run(run_id: int) -> RunPublic | None:
+def study_spec(study_id: int) -> StudySpec | None:
+    """The spec a study was accepted with, parsed (not checked against today's limits)."""
     with session_scope() as session:
-        run = session.get(Run, run_id)
-        return None if run is None else RunPublic.model_validate(run)
+        stored = session.scalar(select(Study.spec).where(Study.id == study_id))
+    return None if stored is None else StudySpec.model_validate(stored)
 
 
-def study_spec_for_run(run_id: int) -> dict | None:
+def spec_of_run(run_id: int) -> StudySpec | None:
     with session_scope() as session:
-        row = session.execute(select(Study.spec).join(Run, Run.study_id == Study.id).where(Run.id == run_id)).first()
-        return None if row is None else row.spec
-
-
-def claim_run(run_id: int, worker_host: str | None = None) -> RunPublic | None:
-    """Move a queued run to running, atomically; None if someone else has it or it is done.
-
-    Rows left by an earlier, interrupted attempt are removed here, so a
-    redelivered task replaces its epochs instead of duplicating them.
-    """
-    now = utcnow()
-    with session_scope() as session:
-        claimed = session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.status == "queued", Run.cancel_requested.is_(False))
-            .values(status="running", attempts=Run.attempts + 1, started_at=now, heartbeat_at=now, finished_at=None,
-                    worker_host=worker_host or socket.gethostname(), epoch=0, batch=0, batches=0, error=None)
-        ).rowcount
-        if claimed != 1:
-            return None
-        session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id))
-        session.execute(delete(LayerStat).where(LayerStat.run_id == run_id))
-        session.execute(delete(LayerDiagnostic).where(LayerDiagnostic.run_id == run_id))
-        return RunPublic.model_validate(session.get(Run, run_id))
-
-
-def heartbeat(run_id: int, epoch: int | None = None, batch: int | None = None, batches: int | None = None,
-              owner: str | None = None) -> bool:
-    """Record progress and liveness; returns True when the run must stop.
-
-    It must stop when it was asked to (cancel), and when it is no longer this
-    owner's: after a lost lease another worker may have claimed it, and two
-    workers must never train one run at the same time.
-    """
-    values: dict = {"heartbeat_at": utcnow()}
-    if epoch is not None:
-        values["epoch"] = epoch
-    if batch is not None:
-        values["batch"] = batch
-    if batches is not None:
-        values["batches"] = batches
-    mine = [Run.id == run_id, Run.status == "running"] + ([Run.worker_host == owner] if owner else [])
-    with session_scope() as session:
-        if session.execute(update(Run).where(*mine).values(**values)).rowcount != 1:
-            return True
-        return bool(session.execute(select(Run.cancel_requested).where(Run.id == run_id)).scalar_one())
-
-
-def set_device(run_id: int, device: str) -> None:
-    with session_scope() as session:
-        session.execute(update(Run).where(Run.id == run_id).values(device=device))
-
-
-def finish_run(run_id: int, status: str, error: str | None = None, owner: str | None = None,
-               diverged_epoch: int | None = None) -> bool:
-    """Put a run into a terminal state (succeeded, diverged, failed, cancelled); True if it did.
-
-    With an owner, only while the run is still running under that owner, so a
-    worker that lost its lease cannot overwrite the new owner's run.
-    """
-    assert status in TERMINAL_STATUSES
-    where = [Run.id == run_id]
-    where += [Run.status == "running", Run.worker_host == owner] if owner else [Run.status.in_(("running", "queued"))]
-    with session_scope() as session:
-        return session.execute(
-            update(Run).where(*where).values(status=status, error=error, diverged_epoch=diverged_epoch,
-                                          finished_at=utcnow(), cancel_requested=False)
-        ).rowcount == 1
-
-
-def release_run(run_id: int, note: str, owner: str | None = None) -> bool:
-    """Give a running run back to the queue (worker shutting down); True if it was running.
-
-    With an owner, only while that worker still holds the run: one that lost its lease
-    must not requeue the run its successor is training.
-    """
-    where = [Run.id == run_id, Run.status == "running"] + ([Run.worker_host == owner] if owner else [])
-    with session_scope() as session:
-        return session.execute(
-            update(Run).where(*where)
-            .values(status="queued", error=note, batch=0, heartbeat_at=None, enqueued_at=None)
-        ).rowcount == 1
-
-
-def request_cancel(run_ids: list[int]) -> list[int]:
-    """Cancel queued runs at once; ask running ones to stop at their next check."""
-    with session_scope() as session:
-        session.execute(
-            update(Run).where(Run.id.in_(run_ids), Run.status == "queued")
-            .values(status="cancelled", finished_at=utcnow(), error="cancelled before it started")
-        )
-        session.execute(update(Run).where(Run.id.in_(run_ids), Run.status == "running").values(cancel_requested=True))
-        return list(session.scalars(select(Run.id).where(Run.id.in_(run_ids))))
-
-
-def reset_for_retry(run_id: int) -> bool:
-    """A failed or cancelled run goes back to queued; True if it did."""
-    with session_scope() as session:
-        return session.execute(
-            update(Run).where(Run.id == run_id, Run.status.in_(("failed", "cancelled")))
-            .values(status="queued", error=None, epoch=0, batch=0, cancel_requested=False, finished_at=None,
-                    enqueued_at=None)
-        ).rowcount == 1
-
-
-def take_undispatched_runs(run_ids: list[int] | None = None) -> list[int]:
-    """Mark queued runs that no message carries yet as handed to the broker; returns their ids.
-
-    One UPDATE ... RETURNING, so two dispatchers never both take the same run.
-    """
-    query = update(Run).where(Run.status == "queued", Run.enqueued_at.is_(None))
-    if run_ids is not None:
-        query = query.where(Run.id.in_(run_ids))
-    with session_scope() as session:
-        return sorted(session.scalars(query.values(enqueued_at=utcnow()).returning(Run.id)))
-
-
-def dispatched_queued_runs(older_than: timedelta) -> list[int]:
-    """Queued runs handed to the broker a while ago (their message should be there)."""
-    cutoff = utcnow() - older_than
-    with session_scope() as session:
-        return list(session.scalars(
-            select(Run.id).where(Run.status == "queued", Run.enqueued_at.is_not(None), Run.enqueued_at < cutoff)
-        ))
-
-
-def fuse_keys_of_runs(run_ids: list[int]) -> dict[int, tuple]:
-    """Each run's (study, activation, depth): runs that share it can train in one fused model."""
-    if not run_ids:
-        return {}
-    with session_scope() as session:
-        rows = session.execute(select(Run.id, Run.study_id, Run.activation, Run.depth).where(Run.id.in_(run_ids)))
-        return {row.id: (row.study_id, row.activation or "", row.depth or 0) for row in rows}
-
-
-def forget_dispatch(run_ids: list[int]) -> None:
-    """The broker did not take these messages: leave the runs for the next dispatch."""
-    with session_scope() as session:
-        session.execute(update(Run).where(Run.id.in_(run_ids), Run.status == "queued").values(enqueued_at=None))
-
-
-def stale_running_runs(older_than: timedelta) -> list[int]:
-    """Runs that claim to be running but have not sent a heartbeat for a while."""
-    cutoff: datetime = utcnow() - older_than
-    with session_scope() as session:
-        return list(session.scalars(
-            select(Run.id).where(Run.status == "running", (Run.heartbeat_at.is_(None)) | (Run.heartbeat_at < cutoff))
-        ))
+        stored = session.scalar(select(Study.spec).join(Run, Run.study_id == Study.id).where(Run.id == run_id))
+    return None if stored is None else StudySpec.model_validate(stored)
 
 
 def run_ids_of_study(study_id: int) -> list[int]:
     with session_scope() as session:
         return list(session.scalars(select(Run.id).where(Run.study_id == study_id).order_by(Run.id)))
+
+
+def study_exists(study_id: int) -> bool:
+    with session_scope() as session:
+        return session.scalar(select(Study.id).where(Study.id == study_id)) is not None
+
+
+def queues_of_runs(run_ids: list[int]) -> dict[int, str | None]:
+    """Each run's study's queue (None for a study stored before queues: INITLAB_QUEUE), for sending it
+    where its study asked."""
+    if not run_ids:
+        return {}
+    with session_scope() as session:
+        rows = session.execute(select(Run.id, Study.queue).join(Study, Run.study_id == Study.id)
+                               .where(Run.id.in_(run_ids)))
+        return {row.id: row.queue for row in rows}

@@ -1,0 +1,47 @@
+"""Run routes: one run's state, its layer statistics, cancel and retry."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from app.api.deps import RunDep, RunId, as_json, found
+from app.queue import dispatch
+from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, ErrorMessage
+from app.schemas.studies import RunLayers, RunPublic
+from app.storage import records, runs
+
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**COMMON_RESPONSES, **NOT_FOUND})
+
+
+# The reads answer with as_json and look the run up themselves, not through RunDep: each
+# dependency and each response-model validation of a sync route is one more hop between the
+# event loop and a worker thread, and with 20 pages open each hop waited its turn for the GIL
+# (issue 11: these small answers took longer than the large views).
+@router.get("/{run_id}", response_model=RunPublic)
+def get_run(run_id: RunId) -> Response:
+    """One run: status, progress (epoch of epochs, batch of batches), device, error."""
+    return as_json(found(runs.get_run(run_id), f"run {run_id}"))
+
+
+@router.get("/{run_id}/layers", response_model=RunLayers)
+def get_run_layers(run_id: RunId, epoch: int | None = Query(default=None, ge=0, le=100_000, description="default: latest")) -> Response:
+    """Per-layer kernel, bias and gradient statistics with histograms at one epoch (0 = at init)."""
+    found(runs.study_of_run(run_id), f"run {run_id}")
+    return as_json(records.run_layers(run_id, epoch))
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic)
+def cancel_run(run: RunDep) -> RunPublic:
+    """Cancel a queued run, or stop a running one within one epoch."""
+    runs.request_cancel([run.id])
+    return runs.get_run(run.id)
+
+
+@router.post("/{run_id}/retry", response_model=RunPublic,
+             responses={409: {"model": ErrorMessage, "description": "only failed or cancelled runs can be retried"}})
+def retry_run(run: RunDep) -> RunPublic:
+    """Queue a failed or cancelled run again from scratch."""
+    if not runs.reset_for_retry(run.id):
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"run {run.id} is {run.status}; only failed or cancelled runs can be retried")
+    dispatch([run.id])
+    return runs.get_run(run.id)

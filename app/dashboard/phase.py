@@ -1,0 +1,37 @@
+"""The phase view of a weight-variance sweep: the measured cells, the mean-field theory of each
+σ_b² (app/analysis/phase.py), and the measured correlation at init beside its prediction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.analysis import phase
+from app.domain.numbers import json_safe
+from app.domain.spec import StudySpec
+from app.storage import views
+
+
+def phase_view(study_id: int, spec: StudySpec, metric: str = phase.DEFAULT_METRIC, c: float = 6.0) -> dict[str, Any] | None:
+    """None when the study is no weight-variance sweep (it has no phase diagram)."""
+    if spec.weight_variances is None:
+        return None
+    inputs = views.phase_inputs(study_id)
+    runs = inputs["runs"]
+    activation_of = {run["id"]: run["activation"] or spec.model.activation for run in runs}
+    activations = sorted(set(activation_of.values()))
+    depths = [depth for _, depth in spec.grid()]
+    deepest = max((depth or len(spec.model.hidden_units)) for depth in depths)
+    theories = [phase.theory(activation, bias, list(spec.weight_variances), depth_limit=2.0 * deepest, c=c)
+                for activation in activations for bias in (spec.bias_variances or [0.0])]
+    measured = phase.cells(runs, inputs["finals"], metric)
+    edges = [edge for activation in activations for bias in (spec.bias_variances or [0.0])
+             if (edge := phase.measured_edge(measured, activation, bias, metric)) is not None]
+    return json_safe({
+        "study_id": study_id, "metric": metric, "activations": activations,
+        "weight_variances": sorted(spec.weight_variances), "bias_variances": sorted(spec.bias_variances or [0.0]),
+        "depths": sorted(depth or len(spec.model.hidden_units) for depth in depths),
+        "cells": measured,
+        "theory": theories,
+        "edges": edges,
+        "correlations": phase.correlations(runs, inputs["at_init"], activation_of),
+    })

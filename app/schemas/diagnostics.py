@@ -1,0 +1,95 @@
+"""The signal-propagation probe: its request (within this deployment's cost limits) and its answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from app.domain.datasets import DATASETS
+from app.domain.probe import SignalProbeSpec
+from app.schemas.common import plain_json
+from app.settings import get_settings
+
+# Variances of an exploding network overflow: they travel as "Infinity"/"NaN", like a diverged run's loss.
+Measure = Annotated[float, WithJsonSchema({"anyOf": [
+    {"type": "number"}, {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]})]
+
+
+class SignalRequest(SignalProbeSpec):
+    """A signal-propagation question whose cost stays within this deployment's bounds."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json(cls, data: Any) -> Any:
+        return plain_json(data, cls.__name__)
+
+    @model_validator(mode="after")
+    def _bounded_cost(self) -> "SignalRequest":
+        settings = get_settings()
+        units = self.model.hidden_units
+        for broken, message in ((len(units) > settings.max_hidden_layers,
+                                 f"at most {settings.max_hidden_layers} hidden layers (INITLAB_MAX_HIDDEN_LAYERS)"),
+                                (max(units) > settings.max_hidden_units,
+                                 f"at most {settings.max_hidden_units} units per layer (INITLAB_MAX_HIDDEN_UNITS)")):
+            if broken:
+                raise ValidationError.from_exception_data("SignalRequest", [InitErrorDetails(
+                    type=PydanticCustomError("limit", "Value error, {message}", {"message": message}),
+                    loc=("model", "hidden_units"), input=units)])
+        info = DATASETS[self.dataset.name]
+        widths = [info.input_dim, *self.model.hidden_units, info.num_classes]
+        weights = sum(a * b for a, b in zip(widths, widths[1:]))
+        if weights > settings.max_parameters:
+            raise ValueError(f"model.hidden_units: the model has {weights:,} weights, more than the limit of "
+                             f"{settings.max_parameters:,} (INITLAB_MAX_PARAMETERS)")
+        if weights * len(self.initializers) > settings.max_probe_weights:
+            raise ValueError(f"initializers: {len(self.initializers)} networks of {weights:,} weights exceed the probe's "
+                             f"limit of {settings.max_probe_weights:,} weights in all (INITLAB_MAX_PROBE_WEIGHTS); "
+                             "use fewer initializers or smaller layers")
+        samples = min(self.probe_samples, self.dataset.train_samples or self.probe_samples)
+        activations = samples * sum(self.model.hidden_units)
+        if activations > settings.max_probe_activations:
+            raise ValueError(f"probe_samples: {samples} samples × {sum(self.model.hidden_units):,} hidden units are "
+                             f"{activations:,} activations, more than {settings.max_probe_activations:,} "
+                             "(INITLAB_MAX_PROBE_ACTIVATIONS); use fewer samples or smaller layers")
+        return self
+
+
+class LayerSignal(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    layer: str = Field(description="dense_0 … dense_{depth-1}, then output")
+    index: int = Field(description="1 = the first hidden layer; depth + 1 = the output layer")
+    units: int
+    activation_variance: Measure = Field(description="variance of the layer's output (logits for the output layer)")
+    preactivation_variance: Measure
+    gradient_variance: Measure = Field(description="variance of d(each sample's loss)/d(pre-activation)")
+    dead_fraction: Measure | None = Field(description="ReLU layers: share of units that are 0 on every probe sample "
+                                                      "(the failure tags' definition); null for other activations")
+    constant_fraction: Measure = Field(description="share of units whose output is the same on every probe sample, "
+                                                   "whatever the activation (NaN when the layer overflowed)")
+
+
+class InitializerSignal(BaseModel):
+    id: str
+    params: dict[str, float | str | None]
+    name: str
+    seconds: float = Field(description="this network's share of the time to build and probe the request's networks "
+                                       "(they are built and probed together, one slice each)")
+    layers: list[LayerSignal]
+
+
+class SignalResponse(BaseModel):
+    dataset: str
+    activation: str
+    depth: int = Field(description="hidden layers")
+    probe_samples: int = Field(description="samples in the probe batch actually used")
+    seed: int
+    initializers: list[InitializerSignal]
+
+
+class ProbePending(BaseModel):
+    id: int
+    status: Literal["queued", "running"]
+    poll: str = Field(description="GET this URL for the answer (200) or the status (202)")
