@@ -57,24 +57,29 @@ def run_ids_in_broker(settings: Settings) -> set[int] | None:
             client.close()
         return run_ids_in_messages(raw)
     if settings.uses_filesystem_broker:
-        folder = Path(settings.broker_folder) / "in"
-        return run_ids_in_messages(path.read_bytes() for path in folder.glob("*.msg") if path.is_file())
+        return run_ids_in_messages(path.read_bytes() for path in _queue_files(settings, settings.queue) if path.is_file())
     return None
 
 
-def ready_message_count(settings: Settings) -> int | None:
-    """Messages waiting in this worker's queue (not yet delivered); None if unknown."""
+def ready_message_count(settings: Settings, queues: list[str]) -> int | None:
+    """Messages waiting in these queues (not yet delivered); None if unknown."""
     if settings.broker_url.startswith(("redis://", "rediss://")):
         import redis
 
         client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
         try:
-            keys = [settings.queue, *client.scan_iter(f"{settings.queue}\x06\x16*")]
+            keys = [key for queue in queues for key in (queue, *client.scan_iter(f"{queue}\x06\x16*"))]
             return sum(client.llen(key) for key in keys)
         except redis.RedisError:
             return None
         finally:
             client.close()
     if settings.uses_filesystem_broker:
-        return sum(1 for _ in (Path(settings.broker_folder) / "in").glob("*.msg"))
+        return sum(len(_queue_files(settings, queue)) for queue in queues)
     return None
+
+
+def _queue_files(settings: Settings, queue: str) -> list[Path]:
+    """A queue's message files (kombu names them ``<ms>_<uuid>.<queue>.msg``)."""
+    wanted = f"{queue}.msg"
+    return [path for path in (Path(settings.broker_folder) / "in").glob("*.msg") if path.name.partition(".")[2] == wanted]

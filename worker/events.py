@@ -11,25 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import socket
 import sys
 from datetime import datetime, timezone
 from typing import Any
 
+from app.domain.numbers import json_safe
+
 logger = logging.getLogger("initlab.events")
-
-
-def _plain(value: Any) -> Any:
-    # NaN/Inf are not JSON; a diverged run's loss is written as the string JSON APIs use.
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
 
 
 def event(name: str, run_id: int | None = None, level: int = logging.INFO, **fields: Any) -> None:
@@ -42,7 +32,7 @@ def event(name: str, run_id: int | None = None, level: int = logging.INFO, **fie
         "event": name,
         "run_id": run_id,
         "worker": f"{socket.gethostname()}:{os.getpid()}",  # as worker_identity(): the run's owner
-        **_plain(fields),
+        **json_safe(fields),
     }
     logger.log(level, json.dumps(record, default=str, separators=(",", ":")))
 

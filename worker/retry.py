@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from app.settings import get_settings
-from app.storage.db import StorageUnavailable
+from app.storage.db import DatabaseFileGone, StorageUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("initlab.worker")
@@ -27,7 +27,8 @@ def with_storage_retry(call: Callable[..., T], *args, **kwargs) -> T:
         try:
             return call(*args, **kwargs)
         except StorageUnavailable as exc:
-            if time.monotonic() + delay > deadline:
+            # A vanished database file does not come back by waiting: nothing to retry.
+            if isinstance(exc, DatabaseFileGone) or time.monotonic() + delay > deadline:
                 raise
             log.warning("database unavailable (%s); retrying %s in %.1fs", exc, call.__name__, delay)
             time.sleep(delay)

@@ -17,11 +17,26 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.settings import get_settings
-from app.storage import diagnostics, records, studies
-from app.storage.db import StorageUnavailable
+from app.storage import diagnostics, records
+from app.storage import runs as run_store
+from app.storage.db import DatabaseFileGone, StorageUnavailable
 from worker.events import event
 from worker.retry import with_storage_retry
 
+
+class _Gone(RuntimeError):
+    """DatabaseFileGone, in a type with_storage_retry does not wait on: a removed file does not come back."""
+
+
+def _unless_gone(write):
+    def call(*args, **kwargs):
+        try:
+            return write(*args, **kwargs)
+        except DatabaseFileGone as exc:
+            raise _Gone(str(exc)) from exc
+
+    call.__name__ = getattr(write, "__name__", "write")
+    return call
 
 
 def worker_identity() -> str:
@@ -86,22 +101,33 @@ class StorageSink:
 
     def _beat(self, run_id: int, **progress: int) -> None:
         try:
-            self._stop[run_id] = studies.heartbeat(run_id, owner=self.owner, **progress) or self._stop.get(run_id, False)
+            self._stop[run_id] = run_store.heartbeat(run_id, owner=self.owner, **progress) or self._stop.get(run_id, False)
+        except DatabaseFileGone as exc:
+            self._gone(run_id, exc)
         except StorageUnavailable:
             self._last_beat[run_id] = time.monotonic() - self._interval / 2  # try again soon
+
+    def _gone(self, run_id: int, exc: Exception) -> None:
+        """The database file was removed or replaced: what the run records would be lost, so it stops."""
+        if not self._stop.get(run_id):
+            event("run_fenced", run_id, logging.ERROR, reason=f"{exc}; stopping it here")
+        self._stop[run_id] = True
 
     def _fenced(self, write, run_id: int, *args) -> bool:
         """Write while this worker still owns the run; True if it wrote."""
         if self._stop.get(run_id) and not self._still_mine(run_id):
             return False
         try:
-            with_storage_retry(write, run_id, *args, owner=self.owner)
+            with_storage_retry(_unless_gone(write), run_id, *args, owner=self.owner)
             return True
         except records.NotOwner as exc:
             event("run_fenced", run_id, logging.WARNING, reason=f"{exc}; stopping it here")
             self._stop[run_id] = True
             return False
+        except _Gone as exc:
+            self._gone(run_id, exc)
+            return False
 
     def _still_mine(self, run_id: int) -> bool:
-        run = studies.get_run(run_id)
+        run = run_store.get_run(run_id)
         return run is not None and run.status == "running" and run.worker_host == self.owner

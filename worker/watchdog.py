@@ -35,10 +35,11 @@ def _task_ended(**_kwargs) -> None:
     _busy.clear()
 
 
-def check_consumer() -> None:
+def check_consumer(queues: list[str]) -> None:
+    """Exit when this worker has been idle while messages wait in the queues it consumes."""
     global _stalled_since
     settings = get_settings()
-    waiting = 0 if _busy.is_set() else ready_message_count(settings)
+    waiting = 0 if _busy.is_set() else ready_message_count(settings, queues)
     if not waiting:
         _stalled_since = None
         return

@@ -1,10 +1,9 @@
 """The image data sets a run can train on, and how a run's subset of them is drawn.
 
 Loading tries, in order: the configured data directory (the original IDX ``.gz`` files),
-the Keras download cache, and finally Keras's own downloader. The API imports this module
-for the catalog and must never pull in TensorFlow, so Keras is imported only for that
-last, download step. Parsed arrays are cached per process because a worker trains many
-runs on the same data.
+the Keras download cache, and finally Keras's own downloader (Keras is imported only for
+that last step). Parsed arrays are cached per process because a worker trains many
+runs on the same data. The catalogue (names, sizes) is the domain's (app/domain/datasets.py).
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.domain.datasets import DATASETS, DatasetInfo  # noqa: F401  (the catalogue)
+
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
     "y_train": "train-labels-idx1-ubyte.gz",
@@ -26,40 +27,6 @@ IDX_FILES = {
 _IMAGE_MAGIC = 2051
 _LABEL_MAGIC = 2049
 _SPLITS = ("x_train", "y_train", "x_test", "y_test")
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    id: str
-    name: str
-    description: str
-    classes: list[str]
-    train_size: int
-    test_size: int
-    input_dim: int = 784
-    num_classes: int = 10
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "fashion_mnist": DatasetInfo(
-        id="fashion_mnist",
-        name="Fashion-MNIST",
-        description="28×28 grayscale photos of clothing (Zalando, MIT licence); seed 000's data set.",
-        classes=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-        train_size=60000,
-        test_size=10000,
-    ),
-    "mnist": DatasetInfo(
-        id="mnist",
-        name="MNIST",
-        description="28×28 grayscale handwritten digits (LeCun, Cortes, Burges; CC BY-SA 3.0); "
-        "seed 001's data set.",
-        classes=[str(digit) for digit in range(10)],
-        train_size=60000,
-        test_size=10000,
-    ),
-}
 
 
 class DatasetUnavailable(Exception):
@@ -72,22 +39,6 @@ class PreparedData:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-
-
-def catalog() -> list[dict]:
-    return [
-        {
-            "id": info.id,
-            "name": info.name,
-            "description": info.description,
-            "classes": list(info.classes),
-            "train_size": info.train_size,
-            "test_size": info.test_size,
-            "input_dim": info.input_dim,
-            "num_classes": info.num_classes,
-        }
-        for info in DATASETS.values()
-    ]
 
 
 def keras_cache_dir() -> Path:
@@ -124,7 +75,7 @@ def _load_cached(name: str, data_dir: str | None, keras_cache: str, download: bo
         raise DatasetUnavailable(
             f"{info.name}: images and labels disagree in length "
             f"(train {len(x_train)}/{len(y_train)}, test {len(x_test)}/{len(y_test)}); "
-            f"the files found do not belong together (searched: {'; '.join(looked)})"
+            f"the files found do not belong together (searched: {'; '.join(dict.fromkeys(looked))})"
         )
     return x_train, y_train, x_test, y_test
 
@@ -216,7 +167,8 @@ def _to_model_arrays(name: str, split: str, array: np.ndarray) -> np.ndarray:
 
 
 def _not_found_message(name: str, looked: list[str]) -> str:
-    where = "\n  ".join(looked)
+    # Each place once: for a name without "_" (mnist) the dashed spelling is the same folder.
+    where = "\n  ".join(dict.fromkeys(looked))
     return (
         f"data set '{name}' is not available. Looked for the four IDX files "
         f"({', '.join(IDX_FILES.values())}) and for {name}.npz in:\n  {where}\n"

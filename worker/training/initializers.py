@@ -1,301 +1,103 @@
-"""The initializer registry: every scheme initlab can apply, with its formula and source.
+"""The registry's entries as seeded ``keras.initializers`` objects.
 
-The API imports this module to validate study requests and to serve the catalog, so it
-must stay free of TensorFlow: each builder imports ``keras`` only when a worker actually
-builds a layer. Every scheme is a seeded ``keras.initializers`` object, because the point
-of the lab is that a run can be repeated bit for bit, and because Keras already gets the
-subtle parts right (fans, the truncated normal's variance correction).
+Every entry of app/domain/registry.py says what it draws as a recipe (a Keras initializer
+class and its arguments); this is the one place that turns a recipe into the object, so a
+run can be repeated bit for bit from its seed and Keras gets the subtle parts right (fans,
+the truncated normal's variance correction). The declarative custom initializer maps to
+``VarianceScaling`` wherever Keras has its law, and draws the rest (a constant σ, a
+truncation other than Keras's 2σ) with ``keras.random`` here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import math
+from typing import Any
 
-from worker.training import custom_init, lsuv
-from worker.training.param_rules import NUMBER, POSITIVE, ParamError, Rule, check_combination, check_value
+import keras
+import numpy as np
+from keras import ops
 
-# Most parameters are numbers; the custom initializer's distribution and mode are words,
-# and its clip_sigma may be null.
-ParamValue = float | str | None
-Params = dict[str, ParamValue]
-Builder = Callable[[Params, "int | None"], Any]
+from app.domain import custom
+from app.domain.layers import fan
+from app.domain.registry import CUSTOM, DELTA_ORTHOGONAL, Recipe
+from app.domain.spec import InitializerRef
 
-
-@dataclass(frozen=True)
-class InitializerEntry:
-    id: str
-    name: str
-    formula: str
-    reference: str
-    params: Params  # defaults
-    builder: Builder
-    # Orthogonal needs a matrix; a bias vector has none, so it is offered for kernels only.
-    kernel_only: bool = False
-    # Checks on merged params that no single parameter's rule can express.
-    check: Callable[[Params], str | None] | None = field(default=None, repr=False)
-    # Rules per parameter; a parameter without one is any finite number.
-    rules: dict[str, Rule] = field(default_factory=dict)
-    # LSUV: the builder gives the starting weights, and the trainer then rescales each such
-    # layer on a batch of the run's data (worker/training/lsuv.py) before epoch 0.
-    rescale_on_data: bool = False
-    label: Callable[[Params], str] | None = field(default=None, repr=False)
-
-    def rule(self, name: str) -> Rule:
-        return self.rules.get(name, NUMBER)
+# Classes whose draws do not depend on a seed (Keras refuses a seed argument for them).
+UNSEEDED = ("Constant", "Zeros", "Ones")
 
 
-def _keras_initializers():
-    import keras
-
-    return keras.initializers
-
-
-def _variance_scaling(scale: float, mode: str, distribution: str) -> Builder:
-    def build(params: Params, seed: int | None):
-        return _keras_initializers().VarianceScaling(
-            scale=scale, mode=mode, distribution=distribution, seed=seed
-        )
-
-    return build
+def build(ref: InitializerRef, seed: int | None):
+    """A seeded Keras initializer for a validated initializer reference."""
+    return from_recipe(ref.recipe, seed)
 
 
-def _named(class_name: str) -> Builder:
-    def build(params: Params, seed: int | None):
-        return getattr(_keras_initializers(), class_name)(seed=seed)
-
-    return build
-
-
-def _constant(value: float | None = None) -> Builder:
-    def build(params: Params, seed: int | None):
-        return _keras_initializers().Constant(value if value is not None else params["value"])
-
-    return build
+def from_recipe(recipe: Recipe, seed: int | None):
+    name, args = recipe
+    if name == CUSTOM:
+        return _custom({**custom.DEFAULTS, **args}, seed)
+    if name == DELTA_ORTHOGONAL:
+        return _delta_orthogonal(float(args["gain"]), seed)
+    cls = getattr(keras.initializers, name)
+    return cls(**args) if name in UNSEEDED else cls(**args, seed=seed)
 
 
-def _random_uniform(minval: float | None = None, maxval: float | None = None) -> Builder:
-    def build(params: Params, seed: int | None):
-        low = minval if minval is not None else params["minval"]
-        high = maxval if maxval is not None else params["maxval"]
-        return _keras_initializers().RandomUniform(minval=low, maxval=high, seed=seed)
+def _delta_orthogonal(gain: float, seed: int | None):
+    """Keras's Orthogonal on the (c_in, c_out) matrix, placed at a kernel's centre tap (Xiao et al. 2018).
 
-    return build
-
-
-def _random_normal(params: Params, seed: int | None):
-    return _keras_initializers().RandomNormal(
-        mean=params["mean"], stddev=params["stddev"], seed=seed
-    )
-
-
-def _truncated_normal(params: Params, seed: int | None):
-    return _keras_initializers().TruncatedNormal(
-        mean=params["mean"], stddev=params["stddev"], seed=seed
-    )
-
-
-def _orthogonal(params: Params, seed: int | None):
-    return _keras_initializers().Orthogonal(gain=params["gain"], seed=seed)
-
-
-def _orthogonal_gain_1(params: Params, seed: int | None):
-    return _keras_initializers().Orthogonal(gain=1.0, seed=seed)
-
-
-def _require_interval(params: Params) -> str | None:
-    if params["minval"] >= params["maxval"]:
-        return f"minval ({params['minval']}) must be below maxval ({params['maxval']})"
-    return None
-
-
-_GLOROT_LIMIT = "√(6/(fan_in+fan_out))"
-_TRUNCATED = "drawn from a normal truncated at ±2σ₀, σ₀ = σ/0.8796 so the kept values have std σ"
-
-_ENTRIES = [
-    InitializerEntry(
-        "zeros", "Zeros", "W = 0",
-        "seed 000; seed 001 (tf.keras.initializers.Zeros)", {}, _constant(0.0),
-    ),
-    InitializerEntry(
-        "ones", "Ones", "W = 1",
-        "seed 000; seed 001 (tf.keras.initializers.Ones)", {}, _constant(1.0),
-    ),
-    InitializerEntry(
-        "constant", "Constant", "W = value",
-        "Keras Constant; 0.1 is the small positive bias of TensorFlow's classic MNIST tutorial",
-        {"value": 0.1}, _constant(),
-    ),
-    InitializerEntry(
-        "uniform_0_1", "Uniform [0, 1]", "W ~ U[0, 1]",
-        "seed 000 (RandomUniform(minval=0, maxval=1))", {}, _random_uniform(0.0, 1.0),
-    ),
-    InitializerEntry(
-        "random_uniform", "Random uniform", "W ~ U[minval, maxval]",
-        "seed 001 (RandomUniform, Keras defaults ±0.05)",
-        {"minval": -0.05, "maxval": 0.05}, _random_uniform(), check=_require_interval,
-    ),
-    InitializerEntry(
-        "random_normal", "Random normal", "W ~ N(mean, stddev²)",
-        "seed 001 (RandomNormal, Keras defaults mean 0, stddev 0.05)",
-        {"mean": 0.0, "stddev": 0.05}, _random_normal, rules={"stddev": POSITIVE},
-    ),
-    InitializerEntry(
-        "truncated_normal", "Truncated normal",
-        "W ~ N(mean, stddev²) with draws beyond mean ± 2·stddev redrawn (std ≈ 0.88·stddev)",
-        "Keras TruncatedNormal; seed 001 exercise (normal clipped at 2σ)",
-        {"mean": 0.0, "stddev": 0.05}, _truncated_normal, rules={"stddev": POSITIVE},
-    ),
-    InitializerEntry(
-        "uniform_fan_in", "Uniform ±1/√fan_in", "W ~ U[−1/√fan_in, +1/√fan_in]",
-        "seed 000 (Udacity rule, uniform); VarianceScaling(1/3, fan_in, uniform)",
-        {}, _variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
-    ),
-    InitializerEntry(
-        "normal_fan_in", "Normal σ = 1/√fan_in", "W ~ N(0, 1/fan_in)",
-        "seed 000 (Udacity rule, normal); seed 002 (1/√n scaling)",
-        {}, _variance_scaling(1.0, "fan_in", "untruncated_normal"),
-    ),
-    InitializerEntry(
-        "glorot_uniform", "Glorot (Xavier) uniform",
-        f"W ~ U[−{_GLOROT_LIMIT}, +{_GLOROT_LIMIT}]",
-        "Glorot & Bengio 2010", {}, _named("GlorotUniform"),
-    ),
-    InitializerEntry(
-        "glorot_normal", "Glorot (Xavier) normal",
-        f"W with std σ = √(2/(fan_in+fan_out)), {_TRUNCATED}",
-        "Glorot & Bengio 2010", {}, _named("GlorotNormal"),
-    ),
-    InitializerEntry(
-        "he_uniform", "He uniform", "W ~ U[−√(6/fan_in), +√(6/fan_in)]",
-        "He et al. 2015", {}, _named("HeUniform"),
-    ),
-    InitializerEntry(
-        "he_normal", "He normal", f"W with std σ = √(2/fan_in), {_TRUNCATED}",
-        "He et al. 2015", {}, _named("HeNormal"),
-    ),
-    InitializerEntry(
-        "he_normal_untruncated", "He normal (untruncated)",
-        "W = randn(fan_in, fan_out) · √(2/fan_in), i.e. W ~ N(0, 2/fan_in)",
-        "seed 002 (numpy recipe); He et al. 2015",
-        {}, _variance_scaling(2.0, "fan_in", "untruncated_normal"),
-    ),
-    InitializerEntry(
-        "lecun_uniform", "LeCun uniform", "W ~ U[−√(3/fan_in), +√(3/fan_in)]",
-        "LeCun et al. 1998 (Efficient BackProp)", {}, _named("LecunUniform"),
-    ),
-    InitializerEntry(
-        "lecun_normal", "LeCun normal", f"W with std σ = √(1/fan_in), {_TRUNCATED}",
-        "LeCun et al. 1998; Klambauer et al. 2017 (SELU)", {}, _named("LecunNormal"),
-    ),
-    InitializerEntry(
-        "orthogonal", "Orthogonal",
-        "W = gain · Q, Q the orthonormal factor of the QR decomposition of a standard "
-        "normal matrix (WᵀW = gain²·I when fan_in ≥ fan_out)",
-        "Saxe et al. 2014", {"gain": 1.0}, _orthogonal,
-        kernel_only=True, rules={"gain": POSITIVE},
-    ),
-    InitializerEntry(
-        "keras_default", "Keras default (glorot_uniform)",
-        f"What keras.layers.Dense uses when no initializer is named (Keras 3: glorot_uniform): "
-        f"W ~ U[−{_GLOROT_LIMIT}, +{_GLOROT_LIMIT}]",
-        "seed 000 (tf.keras default); Glorot & Bengio 2010", {}, _named("GlorotUniform"),
-    ),
-    InitializerEntry(
-        "lsuv", "LSUV (layer-sequential unit variance)",
-        "W = orthogonal (gain 1), then layer by layer from the input: W ← W/√Var(x·W + b), the variance "
-        f"of the pre-activations on {lsuv.BATCH_SIZE} training samples, until |Var − 1| < {lsuv.TOLERANCE:g} "
-        f"(at most {lsuv.MAX_ITERATIONS} rescalings)",
-        "Mishkin & Matas 2015, All you need is a good init (cited in seed 000)",
-        {}, _orthogonal_gain_1, kernel_only=True, rescale_on_data=True,
-    ),
-    InitializerEntry(
-        "custom", "Custom", custom_init.FORMULA, custom_init.REFERENCE,
-        dict(custom_init.DEFAULTS), custom_init.build, rules=custom_init.RULES, label=custom_init.label,
-    ),
-]
-
-REGISTRY: dict[str, InitializerEntry] = {entry.id: entry for entry in _ENTRIES}
-
-
-def _entry(init_id: str) -> InitializerEntry:
-    if init_id not in REGISTRY:
-        raise KeyError(f"unknown initializer '{init_id}' (known: {', '.join(REGISTRY)})")
-    return REGISTRY[init_id]
-
-
-def normalize_params(init_id: str, params: dict[str, Any] | None) -> Params:
-    """The given params, each checked against its rule and normalized; the defaults are not added.
-
-    What the API stores for a study, so two ways of writing one value (1 and 1.0) are one.
-    Raises ParamError (a ValueError) naming the parameter.
+    A convolution whose kernel is zero but at its centre maps each pixel's channels through one
+    orthogonal matrix, so at init it preserves the norm of the signal as an orthogonal Dense layer
+    does; a 2-D (Dense) shape is Orthogonal itself, the same draw for the same seed.
     """
-    return _validated(init_id, params)[0]
+    orthogonal = keras.initializers.Orthogonal(gain=gain, seed=seed)
+
+    def initialize(shape, dtype=None):
+        shape = tuple(int(size) for size in shape)
+        if len(shape) <= 2:
+            return orthogonal(shape, dtype=dtype)
+        centre = np.zeros((*shape[:-2], 1, 1), dtype=np.float32)
+        centre[tuple(size // 2 for size in shape[:-2])] = 1.0
+        matrix = orthogonal(shape[-2:], dtype=dtype)
+        return ops.multiply(ops.convert_to_tensor(centre, dtype=matrix.dtype), matrix)
+
+    return initialize
 
 
-def resolve_params(init_id: str, params: dict[str, Any] | None) -> Params:
-    """Merge user params over the defaults and validate them, without importing Keras.
+def _custom(params: dict[str, Any], seed: int | None):
+    """A ``keras.initializers`` object wherever Keras has the scheme, else a fan-aware callable."""
+    distribution, mode, scale = params["distribution"], params["mode"], float(params["scale"])
+    clip = custom.clip_of(params)
+    keras_name = {"normal": "untruncated_normal", "uniform": "uniform"}.get(distribution)
+    if distribution == "truncated_normal" and clip == custom.KERAS_CLIP_SIGMA:
+        keras_name = "truncated_normal"
+    initializers = keras.initializers
+    if mode != "none" and keras_name:
+        return initializers.VarianceScaling(scale=scale, mode=mode, distribution=keras_name, seed=seed)
+    if mode == "none" and keras_name:
+        sigma, limit = math.sqrt(scale), math.sqrt(3.0 * scale)
+        return {
+            "untruncated_normal": lambda: initializers.RandomNormal(mean=0.0, stddev=sigma, seed=seed),
+            "uniform": lambda: initializers.RandomUniform(minval=-limit, maxval=limit, seed=seed),
+            "truncated_normal": lambda: initializers.TruncatedNormal(
+                mean=0.0, stddev=sigma / custom.KERAS_TRUNCATION_STD, seed=seed),
+        }[keras_name]()
 
-    The API calls this to reject a study before anything is queued, so a bad parameter
-    is reported to the user at once rather than failing a run on the worker later.
-    Raises ParamError (a ValueError); its ``param`` names the parameter when one is to blame.
-    """
-    return _validated(init_id, params)[1]
+    def initialize(shape, dtype=None):
+        # A constant σ or a truncation Keras does not have: σ needs the fan of the shape.
+        sigma = math.sqrt(scale / fan(shape, mode))
+        if distribution == "constant":
+            return initializers.Constant(sigma)(shape, dtype=dtype)
+        return _truncated(shape, dtype, sigma / custom.truncation_std(clip), clip, seed)
 
-
-def _validated(init_id: str, params: dict[str, Any] | None) -> tuple[Params, Params]:
-    entry = _entry(init_id)
-    given = dict(params or {})
-    unknown = sorted(set(given) - set(entry.params))
-    if unknown:
-        allowed = ", ".join(sorted(entry.params)) or "none"
-        raise ParamError(
-            f"initializer '{init_id}' has no parameter(s) {', '.join(unknown)} (allowed: {allowed})"
-        )
-    given = {name: check_value(init_id, name, value, entry.rule(name)) for name, value in given.items()}
-    merged = {**entry.params, **given}
-    check_combination(init_id, merged, entry.rules)
-    if entry.check is not None:
-        problem = entry.check(merged)
-        if problem:
-            raise ParamError(f"initializer '{init_id}': {problem}")
-    return given, merged
-
-
-def build_initializer(init_id: str, params: dict[str, Any] | None, seed: int | None):
-    """A seeded Keras initializer. KeyError on an unknown id, ValueError on a bad param."""
-    return _entry(init_id).builder(resolve_params(init_id, params), seed)
+    return initialize
 
 
-def format_param(value: Any) -> str:
-    """A parameter value in labels, group keys and file names: numbers as %g, words and nulls as written."""
-    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+def _truncated(shape, dtype, sigma0: float, clip: float, seed: int | None):
+    """N(0, σ₀²) restricted to ±clip·σ₀, by the inverse CDF of a restricted uniform draw."""
+    from scipy.stats import norm
 
-
-def label(init_id: str, params: dict[str, Any] | None) -> str:
-    """What charts and lists call a choice: "He normal", "Random normal (stddev=0.01)",
-    "custom: truncated normal, fan_in, scale 1, clip 2σ"."""
-    entry = REGISTRY.get(init_id)
-    if entry is None:
-        return init_id
-    if entry.label is not None:
-        return entry.label(dict(params or {}))
-    shown = ", ".join(f"{name}={format_param(value)}" for name, value in sorted((params or {}).items()))
-    return f"{entry.name} ({shown})" if shown else entry.name
-
-
-def catalog() -> list[dict]:
-    """What GET /api/initializers serves: plain JSON-able dicts, in a stable order."""
-    return [
-        {
-            "id": entry.id,
-            "name": entry.name,
-            "formula": entry.formula,
-            "params": dict(entry.params),
-            "rules": {name: dict(entry.rule(name)) for name in entry.params},
-            "reference": entry.reference,
-            "kernel_only": entry.kernel_only,
-            "needs_data": entry.rescale_on_data,
-        }
-        for entry in _ENTRIES
-    ]
+    low, high = float(norm.cdf(-clip)), float(norm.cdf(clip))
+    uniform = keras.random.uniform(tuple(shape), minval=low, maxval=high, dtype="float32", seed=seed)
+    values = ops.erfinv(ops.subtract(ops.multiply(uniform, 2.0), 1.0)) * (math.sqrt(2.0) * sigma0)
+    bound = clip * sigma0
+    # float32 rounds the far tails of the CDF to ±1 (erfinv = ±inf); the bound is where they belong.
+    return ops.cast(ops.clip(values, -bound, bound), dtype or keras.config.floatx())

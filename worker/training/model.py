@@ -1,129 +1,135 @@
-"""The MLP every run trains: flattened image → [Dense → Dropout] × depth → Dense (logits).
+"""The network a group of runs trains: app/domain/architecture.py's layers, one slice per run.
 
-The output layer gives logits and every loss is computed ``from_logits`` (``LOSS``): the
-softmax then lives inside the loss, as seed 001's ``Dense(10, activation="softmax")``
-does on TensorFlow, where Keras quietly takes the logits back from the softmax. Other
-backends cannot do that trick and would clip probabilities instead, which changes when
-a run diverges; explicit logits give the same numbers on every backend and in fused groups.
-
-Seed 000's "dropout + dense" model and seed 001's 784-128-64-10 ReLU network are both
-instances. Keras is imported inside ``build_mlp`` so that ``ACTIVATIONS`` and
-``layer_seed`` stay importable by the API without TensorFlow.
+Every run trains in a group (a lone run is a group of one): one Keras model whose layers
+hold one slice per run, ``StackedDense`` kernels of shape (runs, in, out) and one batched
+matmul per layer, ``StackedConv`` kernels of shape (runs, kh, kw, c_in, c_out). Each slice is
+drawn by its own run's initializer with its own seed (app/domain/layers.py decides which seed
+each layer draws from), so slice k holds exactly the weights run k's own network would start
+from. The plain MLP (flattened image → [Dense → Dropout] × depth → Dense logits) is seed
+000's "dropout + dense" model and seed 001's 784-128-64-10 ReLU network; a CNN reshapes the
+rows to 28×28×1 images first, and normalization and residual blocks follow the architecture.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import math
+from typing import Sequence
 
-import numpy as np
+import keras
+from keras import ops
 
-def loss(y_true, logits):
-    """Per-sample cross-entropy of integer labels against the output layer's logits."""
-    import keras
-
-    return keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
-
-
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "linear")
-
-# A factory turns a per-layer seed into a fresh initializer instance.
-InitializerFactory = Callable[[int], Any]
-
-_KERNEL, _BIAS, _DROPOUT = 0, 1, 2
+from app.domain.architecture import Block, Hidden, Weighted
+from app.domain.datasets import DATASETS
+from app.domain.layers import BIAS, KERNEL, PROJECTION_BIAS, PROJECTION_KERNEL, dropout_seed, layer_seed
+from app.domain.spec import RunSetup
+from worker.training.initializers import build
+from worker.training.layers import IndexedRows, RunDropout, StackedDense
+from worker.training.run_layers import RunNormalization, RunPooling, RunReshape, StackedConv
 
 
-def layer_seed(run_seed: int, layer_index: int, role: int) -> int:
-    """An independent seed per (layer, role), derived from the run seed.
+def build_network(setups: Sequence[RunSetup], rows, as_bytes: bool = False):
+    """(batch, runs) row indices → (batch, runs, classes) logits, slice k being run k's network.
 
-    A seeded Keras initializer returns the same values on every call, so reusing one
-    instance for two layers of the same shape would give them identical weights.
+    Layer names are the domain's (conv_0 …, bn_0 …, dense_0 …, proj_j, output), so records
+    match across runs and groups.
     """
-    return int(np.random.SeedSequence([run_seed, layer_index, role]).generate_state(1)[0])
+    first = setups[0]
+    network = first.architecture()
+    index = keras.Input(shape=(len(setups),), dtype="int32", name="rows")
+    hidden = IndexedRows(rows, as_bytes, name="pixels")(index)
+    order = iter(range(len(network.weighted())))
+    sample = (DATASETS[first.dataset.name].input_dim,)  # one sample's shape as it flows
+    for block in network.blocks:
+        if block.layers[0].layer.kind == "conv" and len(sample) == 1:
+            sample = DATASETS[first.dataset.name].image_shape
+            hidden = RunReshape(sample, name="image")(hidden)
+        elif block.layers[0].layer.kind == "dense" and len(sample) > 1:
+            sample = (math.prod(sample),)
+            hidden = RunReshape(sample, name="flatten")(hidden)
+        hidden = _block(block, hidden, setups, order)
+        sample = block.layers[-1].output_shape
+        if block.pooled_shape is not None:
+            hidden = RunPooling(network.pooling, name=f"pool_{block.layers[-1].index}")(hidden)
+            sample = block.pooled_shape
+    if len(sample) > 1:
+        hidden = RunReshape((math.prod(sample),), name="flatten")(hidden)
+    hidden = _weighted(network.output, hidden, setups, "linear", next(order))
+    outputs = ops.transpose(hidden, (1, 0, 2))
+    return keras.Model(index, outputs, name="initlab_network")
 
 
-def dense_layer_names(depth: int) -> list[str]:
-    """Stable names the pages and storage key on: dense_0 … dense_{depth-1}, then output."""
-    return [f"dense_{index}" for index in range(depth)] + ["output"]
+def _block(block: Block, hidden, setups: Sequence[RunSetup], order):
+    """One plain layer, or a residual pair: x → L₁ → N₁ → act → L₂ → N₂ (+ skip) → act."""
+    first = setups[0]
+    block_input = hidden
+    for position, layer in enumerate(block.layers):
+        last = position == len(block.layers) - 1
+        plain = layer.norm is None and not (block.residual and last)
+        hidden = _weighted(layer.layer, hidden, setups, first.activation if plain else "linear", next(order))
+        if layer.norm is not None:
+            hidden = RunNormalization(first.normalization, len(setups), name=layer.norm)(hidden)
+        if block.residual and last:
+            skip = block_input
+            if block.projection is not None:
+                skip = _weighted(block.projection, block_input, setups, "linear", next(order))
+            hidden = keras.layers.Add(name=f"add_{layer.index}")([hidden, skip])
+        if not plain:
+            hidden = keras.layers.Activation(first.activation, name=f"act_{layer.index}")(hidden)
+        hidden = _dropout(layer, hidden, setups)
+    return hidden
 
 
-def build_mlp(
-    *,
-    input_dim: int,
-    num_classes: int,
-    hidden_units: Sequence[int],
-    activation: str,
-    dropout: float,
-    seed: int,
-    kernel_initializer: InitializerFactory,
-    bias_initializer: InitializerFactory,
-    output_initializer: InitializerFactory | None = None,
-):
-    """A functional Keras model; ``output_initializer`` None means the hidden layers' scheme."""
-    import keras
-
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation '{activation}' (known: {', '.join(ACTIVATIONS)})")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-
-    inputs = keras.Input(shape=(input_dim,), name="pixels")
-    hidden = inputs
-    names = dense_layer_names(len(hidden_units))
-    inits = layer_initializers(len(hidden_units), seed, kernel_initializer, bias_initializer, output_initializer)
-    for index, width in enumerate(hidden_units):
-        hidden = keras.layers.Dense(
-            int(width),
-            activation=activation,
-            kernel_initializer=inits[index][0],
-            bias_initializer=inits[index][1],
-            name=names[index],
-        )(hidden)
-        if dropout > 0:
-            hidden = keras.layers.Dropout(
-                dropout, seed=dropout_seed(seed, index), name=f"dropout_{index}"
-            )(hidden)
-    outputs = keras.layers.Dense(
-        num_classes,
-        activation=None,
-        kernel_initializer=inits[-1][0],
-        bias_initializer=inits[-1][1],
-        name=names[-1],
-    )(hidden)
-    return keras.Model(inputs, outputs, name="initlab_mlp")
+def _dropout(layer: Hidden, hidden, setups: Sequence[RunSetup]):
+    rate = setups[0].dropout
+    if rate <= 0:
+        return hidden
+    seeds = [dropout_seed(setup.seed, layer.index) for setup in setups]
+    return RunDropout(float(rate), seeds, name=f"dropout_{layer.index}")(hidden)
 
 
-def layer_initializers(
-    depth: int,
-    seed: int,
-    kernel_initializer: InitializerFactory,
-    bias_initializer: InitializerFactory,
-    output_initializer: InitializerFactory | None = None,
-) -> list[tuple[Any, Any]]:
-    """(kernel, bias) initializer of each Dense layer of one run, hidden first, output last.
-
-    The one place that decides which seed each layer draws from: a run's own model and
-    its slice of a fused model (``fused.build_fused_mlp``) start from the same weights.
-    """
-    inits = []
-    for index in range(depth + 1):
-        kernel = output_initializer if index == depth and output_initializer else kernel_initializer
-        inits.append((kernel(layer_seed(seed, index, _KERNEL)), bias_initializer(layer_seed(seed, index, _BIAS))))
-    return inits
+def _weighted(layer: Weighted, hidden, setups: Sequence[RunSetup], activation: str, position: int):
+    """A convolution or Dense layer (or a projection), each run's slice drawn by that run's initializers."""
+    kernel_role, bias_role = (PROJECTION_KERNEL, PROJECTION_BIAS) if layer.projection else (KERNEL, BIAS)
+    kernels = [build(setup.kernel_of(layer.seed_index), layer_seed(setup.seed, layer.seed_index, kernel_role))
+               for setup in setups]
+    biases = None
+    if layer.bias:
+        biases = [build(setup.bias, layer_seed(setup.seed, layer.seed_index, bias_role)) for setup in setups]
+    if layer.kind == "conv":
+        made = StackedConv(layer.units, layer.kernel_shape[0], activation, kernels, biases, name=layer.name)
+    else:
+        made = StackedDense(layer.units, activation, kernel_initializers=kernels, bias_initializers=biases,
+                            name=layer.name)
+    made.position = position  # where the architecture lists it (weighted_layers' order)
+    return made(hidden)
 
 
-def dropout_seed(run_seed: int, layer_index: int) -> int:
-    """The seed of the dropout mask stream after hidden layer ``layer_index``."""
-    return layer_seed(run_seed, layer_index, _DROPOUT)
+def weighted_layers(model) -> list:
+    """Every layer with a kernel and a bias, in the architecture's order (app/domain/architecture.py)."""
+    found = [layer for layer in model.layers if isinstance(layer, (StackedDense, StackedConv))]
+    return sorted(found, key=lambda layer: layer.position)
 
 
-def dense_layers(model) -> list:
-    """The model's Dense layers in order, hidden first and the output last.
+def dense_layers(model) -> list[StackedDense]:
+    """A plain MLP's Dense layers in order, hidden first and the output last (LSUV, the signal probe)."""
+    return [layer for layer in weighted_layers(model) if isinstance(layer, StackedDense)]
 
-    In a fused model (``fused.build_fused_mlp``) these are the ``StackedDense`` layers,
-    whose kernels hold one slice per run.
-    """
-    import keras
 
-    from worker.training.fused_layers import StackedDense
+def is_plain_mlp(model) -> bool:
+    """Dense layers each applying its own activation to the last one's output: no conv, norm or skip."""
+    return not any(isinstance(layer, (StackedConv, RunNormalization, keras.layers.Add)) for layer in model.layers)
 
-    return [layer for layer in model.layers if isinstance(layer, (keras.layers.Dense, StackedDense))]
+
+def check_group(setups: Sequence[RunSetup]) -> None:
+    """ValueError unless the runs can train in one model (a bug upstream: a study's cell shares all this)."""
+    if not setups:
+        raise ValueError("a group needs at least one run")
+    ids = [setup.run_id for setup in setups]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"a run appears twice in one group: {ids}")
+    first = setups[0].shared()
+    for setup in setups[1:]:
+        differ = [name for name, value in setup.shared().items() if first[name] != value]
+        if differ:
+            raise ValueError(f"run {setup.run_id} cannot train in one model with run {setups[0].run_id}: "
+                             f"they differ in {', '.join(differ)}")

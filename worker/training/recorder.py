@@ -1,176 +1,44 @@
-"""The Keras callback that turns a ``model.fit`` into initlab measurements.
+"""The Keras callback that turns a group's ``model.fit`` into each run's own measurements.
 
-It reports through a ``Sink`` only, so the same callback serves the Celery worker, tests
-and benchmarks. The per-batch hook must stay nearly free: it runs 469 times an epoch on
-full MNIST, so it only reads a clock and, at most every ``interval`` seconds, reports
-progress and asks whether to stop. The expensive work (weights, histograms, the gradient
-probe, the layers' outputs on the probe batch) happens once before training and once per epoch.
+It reports through a ``Sink`` only, so the same callback serves the Celery worker, tests and
+benchmarks. Epoch 0 (after init, before any step) and every completed epoch get each run's
+metrics, kernel, bias and probe-gradient summaries and unit diagnostics, under its own run id.
+The per-batch hook must stay nearly free: it runs once per compiled call of
+``STEPS_PER_EXECUTION`` steps, so it only reads a clock and, at most every ``interval``
+seconds, reports progress and asks whether to stop. The gradient probe runs once for the
+whole group: one call on the group's model, each run on its own probe samples.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 import keras
 import numpy as np
 
-from worker.training.activations import activation_name, layer_diagnostics, layer_outputs, output_model
-from worker.training.model import dense_layers
-from worker.training.probe import kernel_gradients
+from app.domain.spec import RunSetup
+from app.domain.units import CORRELATION_SAMPLES, layer_diagnostics
+from worker.training.datasets import PreparedData
+from worker.training.device import describe_device
+from worker.training.model import is_plain_mlp, weighted_layers
+from worker.training.probe import activation_name, kernel_gradients, layer_outputs, output_model, probe_indices
 from worker.training.sink import Sink
 from worker.training.stats import gradient_summary, tensor_summary
 
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+@dataclass
+class RunOutcome:
+    status: Literal["succeeded", "diverged", "cancelled", "interrupted"]
+    epochs_completed: int
+    device: str
+    final: dict[str, float]
+    diverged_epoch: int | None = None  # first epoch whose loss or val_loss was NaN/Inf
 
 
-class RecorderCallback(keras.callbacks.Callback):
-    """Records epoch 0 (after init, before any step) and every completed epoch.
-
-    After ``fit`` returns, ``cancelled`` / ``interrupted`` say why it stopped early and
-    ``epochs_completed`` / ``last_metrics`` what was recorded. One recorder may serve
-    several ``fit`` calls (one per epoch, as ``train_run`` does): epoch 0 is recorded once.
-    ``network`` is the model whose Dense layers are measured when the fitted model wraps
-    it (``train_run`` feeds row indices through an extra input layer); default: the fitted model.
-    """
-
-    def __init__(
-        self,
-        run_id: int,
-        sink: Sink,
-        probe_x: np.ndarray,
-        probe_y: np.ndarray,
-        stop_event: Callable[[], bool] | None = None,
-        interval: float = 0.5,
-        clock: Callable[[], float] = time.monotonic,
-        network=None,
-        stop_on_divergence: bool = True,
-    ):
-        super().__init__()
-        self.network = network
-        self.stop_on_divergence = stop_on_divergence
-        self.diverged_epoch: int | None = None
-        self.run_id = run_id
-        self.sink = sink
-        self.probe_x = probe_x
-        self.probe_y = probe_y
-        self.stop_event = stop_event
-        self.interval = interval
-        self.clock = clock
-        self.cancelled = False
-        self.interrupted = False
-        self.epochs_completed = 0
-        self.last_metrics: dict[str, float] = {}
-        self._epoch = 0
-        self._epoch_started = 0.0
-        self._last_report = 0.0
-        self._stopped_mid_epoch = False
-        self._initial_recorded = False
-        self._taps = None  # (network, the model returning every Dense layer's output)
-
-    def record_initial(self) -> None:
-        """Epoch 0: the weights as initialized, before any step (once per recorder)."""
-        if not self._initial_recorded:
-            self._initial_recorded = True
-            self.sink.record_layers(self.run_id, 0, self.layer_statistics())
-            self.sink.record_diagnostics(self.run_id, 0, self.unit_diagnostics())
-
-    def on_train_begin(self, logs=None):
-        self.record_initial()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch + 1
-        self._epoch_started = self._last_report = self.clock()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        # Checked before a batch rather than after it: overriding a *_batch_end hook turns
-        # off Keras's asynchronous callback dispatch and converts every step's logs to
-        # Python floats, a per-step sync that matters on accelerators (on a 2-core CPU
-        # the difference was within noise). A stop seen here lets only this batch finish,
-        # or with steps_per_execution this call's batches.
-        if self.stop_event is not None and self.stop_event():
-            self._stop(batch, interrupted=True)
-            return
-        now = self.clock()
-        if now - self._last_report < self.interval:
-            return
-        self._last_report = now
-        self.sink.progress(self.run_id, self._epoch, batch, self._batches())
-        if self.sink.should_stop(self.run_id):
-            self._stop(batch, interrupted=False)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self._stopped_mid_epoch:
-            # Keras still validates and calls this hook after a mid-epoch stop; the epoch
-            # is incomplete, and recording it would put a partial epoch on the charts.
-            return
-        seconds = self.clock() - self._epoch_started
-        logs = logs or {}
-        metrics = {name: _as_float(logs.get(name)) for name in EPOCH_METRICS}
-        metrics["seconds"] = seconds
-        self.sink.record_epoch(self.run_id, self._epoch, metrics)
-        self.sink.record_layers(self.run_id, self._epoch, self.layer_statistics())
-        self.sink.record_diagnostics(self.run_id, self._epoch, self.unit_diagnostics())
-        self.epochs_completed = self._epoch
-        self.last_metrics = metrics
-        batches = self._batches()
-        self.sink.progress(self.run_id, self._epoch, batches, batches)
-        if self.diverged_epoch is None and diverged(metrics):
-            self.diverged_epoch = self._epoch
-            if self.stop_on_divergence:
-                self.model.stop_training = True
-                return
-        if self.stop_event is not None and self.stop_event():
-            self.interrupted = True
-            self.model.stop_training = True
-        elif self.sink.should_stop(self.run_id):
-            self.cancelled = True
-            self.model.stop_training = True
-
-    @property
-    def stopped_by_divergence(self) -> bool:
-        return self.diverged_epoch is not None and self.stop_on_divergence
-
-    def layer_statistics(self) -> list[dict[str, Any]]:
-        """kernel, bias and probe-gradient summaries for every Dense layer, in layer order."""
-        network = self.network if self.network is not None else self.model
-        layers = dense_layers(network)
-        gradients = kernel_gradients(network, self.probe_x, self.probe_y)
-        records = []
-        for index, (layer, gradient) in enumerate(zip(layers, gradients)):
-            kernel, bias = layer.get_weights()
-            for kind, summary in (
-                ("kernel", tensor_summary(kernel)),
-                ("bias", tensor_summary(bias)),
-                ("gradient", gradient_summary(gradient)),
-            ):
-                records.append({"layer": layer.name, "index": index, "kind": kind, **summary})
-        return records
-
-    def unit_diagnostics(self) -> list[dict[str, Any]]:
-        """Dead, saturated and identical units of every Dense layer on the probe batch."""
-        network = self.network if self.network is not None else self.model
-        layers = dense_layers(network)
-        if self._taps is None or self._taps[0] is not network:
-            self._taps = (network, output_model(network, layers))
-        outputs = layer_outputs(self._taps[1], self.probe_x)
-        return [
-            layer_diagnostics(layer.name, index, activation_name(layer), output, *layer.get_weights())
-            for index, (layer, output) in enumerate(zip(layers, outputs))
-        ]
-
-    def _stop(self, batch: int, interrupted: bool):
-        self.interrupted = self.interrupted or interrupted
-        self.cancelled = self.cancelled or not interrupted
-        # Keras finishes the batches about to run (one, or steps_per_execution of them);
-        # if they end the epoch, the epoch is still complete and gets recorded.
-        steps = int(getattr(self.model, "steps_per_execution", 1) or 1)
-        self._stopped_mid_epoch = batch + steps < self._batches()
-        self.model.stop_training = True
-
-    def _batches(self) -> int:
-        return int((self.params or {}).get("steps") or 0)
+Finished = Callable[[int, RunOutcome], None]
 
 
 def diverged(metrics: dict[str, float]) -> bool:
@@ -178,8 +46,260 @@ def diverged(metrics: dict[str, float]) -> bool:
     return not (math.isfinite(metrics["loss"]) and math.isfinite(metrics["val_loss"]))
 
 
-def _as_float(value) -> float:
-    """Keras hands NaN/Inf losses through unchanged; missing metrics become NaN too."""
-    if value is None:
-        return math.nan
-    return float(value)
+def run_metrics(logs: dict[str, Any], index: int, seconds: float) -> dict[str, float]:
+    """Run ``index``'s epoch metrics from the group's logs (history lists or epoch logs)."""
+
+    def value(name: str) -> float:
+        values = logs.get(name)
+        if values is None:
+            return math.nan
+        if isinstance(values, list):
+            values = values[-1]
+        return float(np.asarray(values, dtype=np.float64).reshape(-1)[index])
+
+    return {
+        "loss": value("run_loss"),
+        "accuracy": value("run_accuracy"),
+        "val_loss": value("val_run_loss"),
+        "val_accuracy": value("val_run_accuracy"),
+        "seconds": seconds,
+    }
+
+
+class _Slot:
+    """One run of the group: where its slice is, and how far it got."""
+
+    def __init__(self, index: int, setup: RunSetup):
+        self.index = index
+        self.setup = setup
+        self.status = "active"  # then "cancelled", "diverged" or "interrupted"; "succeeded" once done
+        self.epochs_completed = 0
+        self.diverged_epoch: int | None = None
+        self.last_metrics: dict[str, float] = {}
+
+    @property
+    def run_id(self) -> int:
+        return self.setup.run_id
+
+
+class GroupRecorder(keras.callbacks.Callback):
+    """Records every run of a group through the sink, one call per run id.
+
+    After ``fit`` returns, ``outcomes()`` says how each run ended and what it recorded last.
+    One recorder serves the group's ``fit`` calls (one per epoch); epoch 0 is recorded once,
+    by ``record_initial``, before the first.
+    """
+
+    def __init__(self, setups: list[RunSetup], sink: Sink, data: PreparedData,
+                 stop_event: Callable[[], bool] | None = None, on_finished: Finished | None = None,
+                 interval: float = 0.5, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.slots = [_Slot(index, setup) for index, setup in enumerate(setups)]
+        self.sink = sink
+        self.stop_event = stop_event
+        self.on_finished = on_finished
+        self.interval = interval
+        self.clock = clock
+        self.epochs = setups[0].epochs
+        self.device = describe_device()
+        train_count = len(data.y_train)
+        self.probe_index = np.stack(
+            [probe_indices(train_count, setup.seed) for setup in setups], axis=1
+        ).astype(np.int32)
+        self.probe_y = data.y_train[self.probe_index]
+        self.probe_x = data.x_train[self.probe_index]  # (samples, runs, features): the first layer's input
+        self._epoch = 0
+        self._epoch_started = 0.0
+        self._last_report = 0.0
+        self._stopped_mid_epoch = False
+        self._taps = None  # (the group model, the model returning every StackedDense output)
+
+    # -- what train_group asks ------------------------------------------------------
+
+    def record_initial(self, model) -> None:
+        self._record_layers(model, 0)
+
+    def keep_going(self) -> bool:
+        """Before an epoch: is any run left to train (and no shutdown asked)?"""
+        if self.stop_event is not None and self.stop_event():
+            self._interrupt_all()
+        return bool(self._active())
+
+    def outcomes(self) -> dict[int, RunOutcome]:
+        result = {}
+        for slot in self.slots:
+            if slot.status == "active":
+                if slot.diverged_epoch is not None:
+                    slot.status = "diverged"
+                else:
+                    slot.status = "succeeded" if slot.epochs_completed >= self.epochs else "interrupted"
+            result[slot.run_id] = self._outcome(slot)
+        return result
+
+    # -- Keras hooks ----------------------------------------------------------------
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+        self._epoch_started = self._last_report = self.clock()
+        self._stopped_mid_epoch = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Checked before a call of up to steps_per_execution batches rather than after one:
+        # overriding a *_batch_end hook turns off Keras's asynchronous callback dispatch and
+        # converts every step's logs to Python floats, a per-step sync that matters on
+        # accelerators. A stop seen here lets only this call's batches finish.
+        if self.stop_event is not None and self.stop_event():
+            self._interrupt_all()
+            self._halt(batch)
+            return
+        now = self.clock()
+        if now - self._last_report < self.interval:
+            return
+        self._last_report = now
+        batches = self._batches()
+        for slot in self._active():
+            self.sink.progress(slot.run_id, self._epoch, batch, batches)
+            if self.sink.should_stop(slot.run_id):
+                self._cancel(slot)
+        if not self._active():
+            self._halt(batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._stopped_mid_epoch:
+            # Keras still validates and calls this hook after a mid-epoch stop; the epoch is
+            # incomplete, and recording it would put a partial epoch on the charts.
+            return
+        seconds = self.clock() - self._epoch_started
+        logs = logs or {}
+        active = self._active()
+        for slot in active:
+            metrics = run_metrics(logs, slot.index, seconds)
+            self.sink.record_epoch(slot.run_id, self._epoch, metrics)
+            slot.epochs_completed = self._epoch
+            slot.last_metrics = metrics
+        self._record_layers(self.model, self._epoch)
+        batches = self._batches()
+        for slot in active:
+            self.sink.progress(slot.run_id, self._epoch, batches, batches)
+        self._note_divergence(active)
+        active = self._active()
+        if not active:
+            self.model.stop_training = True
+        if self._epoch >= self.epochs:
+            return  # a stop request after the last epoch has nothing left to stop
+        if self.stop_event is not None and self.stop_event():
+            self._interrupt_all()
+        else:
+            for slot in active:
+                if self.sink.should_stop(slot.run_id):
+                    self._cancel(slot)
+        if not self._active():
+            self.model.stop_training = True
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _active(self) -> list[_Slot]:
+        return [slot for slot in self.slots if slot.status == "active"]
+
+    def _cancel(self, slot: _Slot) -> None:
+        slot.status = "cancelled"
+        if self.on_finished is not None:
+            self.on_finished(slot.run_id, self._outcome(slot))
+
+    def _note_divergence(self, active: list[_Slot]) -> None:
+        """A run whose loss went NaN/Inf this epoch ends now (its slice stops being
+        recorded), unless the study asked to train on; its NaN never reaches the other
+        slices, whose gradients do not depend on it."""
+        for slot in active:
+            if slot.diverged_epoch is None and diverged(slot.last_metrics):
+                slot.diverged_epoch = self._epoch
+                if slot.setup.training.stop_on_divergence:
+                    slot.status = "diverged"
+                    if self.on_finished is not None:
+                        self.on_finished(slot.run_id, self._outcome(slot))
+
+    def _interrupt_all(self) -> None:
+        for slot in self._active():
+            slot.status = "interrupted"
+
+    def _halt(self, batch: int) -> None:
+        steps = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        self._stopped_mid_epoch = batch + steps < self._batches()
+        self.model.stop_training = True
+
+    def _outcome(self, slot: _Slot) -> RunOutcome:
+        return RunOutcome(slot.status, slot.epochs_completed, self.device, dict(slot.last_metrics), slot.diverged_epoch)
+
+    def _batches(self) -> int:
+        return int((self.params or {}).get("steps") or 0)
+
+    def _record_layers(self, model, epoch: int) -> None:
+        active = self._active()
+        if not active:
+            return
+        weights = [layer.get_weights() for layer in weighted_layers(model)]  # one copy for both
+        statistics = group_layer_statistics(model, self.probe_index, self.probe_y, weights)
+        if not is_plain_mlp(model):
+            # The unit diagnostics rebuild each layer's pre-activations as the previous Dense
+            # layer's output times this kernel: true of a plain MLP only. Convolutions,
+            # normalizations and skips get none (yet) rather than wrong numbers.
+            diagnostics = lambda index: []  # noqa: E731
+        else:
+            if self._taps is None or self._taps[0] is not model:
+                self._taps = (model, output_model(model, weighted_layers(model)))
+            diagnostics = group_unit_diagnostics(self._taps[1], model, self.probe_index, weights, self.probe_x)
+        for slot in active:
+            self.sink.record_layers(slot.run_id, epoch, statistics(slot.index))
+            self.sink.record_diagnostics(slot.run_id, epoch, diagnostics(slot.index))
+
+
+def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray, weights: list):
+    """A function of a run's slice index: that run's kernel, bias and gradient records.
+
+    The probe's loss is the mean over every run's probe samples, so each slice's gradient
+    is 1/runs of its own run's; it is scaled back here. ``weights``: each Dense layer's
+    ``get_weights()``, read once per recording for this and ``group_unit_diagnostics``. Every layer
+    with a kernel is recorded (convolutions, Dense layers, skip projections; kernels of any rank);
+    normalization layers' scales and offsets are not recorded yet (storage knows kernel, bias and
+    gradient only).
+    """
+    layers = weighted_layers(model)
+    runs = probe_index.shape[1]
+    gradients = kernel_gradients(model, probe_index, probe_y)
+
+    def records(index: int) -> list[dict[str, Any]]:
+        result = []
+        for position, (layer, tensors, gradient) in enumerate(zip(layers, weights, gradients)):
+            kernel, bias = tensors[0], tensors[1] if len(tensors) > 1 else None  # no bias before a BatchNorm
+            for kind, summary in (
+                ("kernel", tensor_summary(kernel[index])),
+                ("bias", None if bias is None else tensor_summary(bias[index])),
+                ("gradient", gradient_summary(gradient[index] * np.float32(runs))),
+            ):
+                if summary is not None:
+                    result.append({"layer": layer.name, "index": position, "kind": kind, **summary})
+        return result
+
+    return records
+
+
+def group_unit_diagnostics(taps, model, probe_index: np.ndarray, weights: list, probe_x: np.ndarray):
+    """A function of a run's slice index: that run's unit diagnostics (app/domain/units.py).
+    One forward pass for the group; slice k of each layer's (runs, samples, units)
+    output is run k's own model on run k's own probe samples. Each layer's pre-activations
+    are its input (the previous layer's output; ``probe_x`` for the first) times its weights.
+    """
+    layers = weighted_layers(model)
+    outputs = layer_outputs(taps, probe_index)
+    names = [activation_name(layer) for layer in layers]
+
+    def records(index: int) -> list[dict[str, Any]]:
+        found, layer_input = [], probe_x[:, index, :]
+        for position, (layer, name, output, (kernel, bias)) in enumerate(zip(layers, names, outputs, weights)):
+            with np.errstate(all="ignore"):
+                pre = layer_input[:CORRELATION_SAMPLES].astype(np.float64) @ kernel[index] + bias[index]
+            found.append(layer_diagnostics(layer.name, position, name, output[index], kernel[index], bias[index], pre))
+            layer_input = output[index]
+        return found
+
+    return records

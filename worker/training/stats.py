@@ -10,7 +10,8 @@ spaced quantiles of the finite values (0 %, 1/Q, ..., 100 %). Each tensor's hist
 its own edges, so two runs (or two epochs) cannot be overlaid bin for bin; the quantiles
 can: the dashboard rebuilds the distribution's CDF from them and counts it on edges shared
 by every run and epoch of a study (app/analysis/histograms.py), exact to within 1/Q of the
-values at every edge.
+values at every edge. The first and last quantiles are the finite values' min and max, bit
+for bit (a diverged tensor's recorded min/max are NaN or infinite; these are its finite range).
 """
 
 from __future__ import annotations
@@ -33,15 +34,30 @@ def _short(value: float) -> float:
 
 
 def _quantiles(ordered: np.ndarray, count: int) -> list[float]:
-    """``count + 1`` evenly spaced quantiles of sorted values (numpy's default linear rule)."""
+    """``count + 1`` evenly spaced quantiles of sorted values (numpy's default linear rule).
+
+    A quantile that is one of the tensor's values (both ends, and every quantile inside a
+    run of equal values: a constant tensor, the zeros of dead units) is stored exactly, as
+    the recorded min and max are; only those interpolated between two different values are
+    cut to 7 digits, and kept between the two. Rounded, a float32 0.1 (0.10000000149011612,
+    the recorded min and max of a constant 0.1 kernel) would read 0.1, a smaller number: the
+    tensor fell wholly below shared edges that start at its min, and its percentiles were
+    not its min and max. Exact, they are, and a point mass sits in exactly the bin holding
+    its value. The cost is the longer repr of those few numbers (a 784x128 normal kernel has
+    its two ends and a tie or two exact: its row stays about 1.6 kB).
+    """
     position = np.linspace(0.0, ordered.size - 1, count + 1)
     low = np.floor(position).astype(np.int64)
     high = np.minimum(low + 1, ordered.size - 1)
     weight = position - low
-    wide_low = ordered[low].astype(np.float64)
-    values = wide_low + (ordered[high].astype(np.float64) - wide_low) * weight
-    # Rounding may not break the order the CDF reconstruction relies on.
-    return [_short(value) for value in np.maximum.accumulate(values)]
+    below, above = ordered[low].astype(np.float64), ordered[high].astype(np.float64)
+    exact = (weight == 0) | (below == above)
+    with np.errstate(all="ignore"):  # float64 values near its limits overflow the difference
+        values = np.where(exact, below, below + (above - below) * weight)
+    # Between the two values it lies between, a rounded quantile keeps the order the CDF
+    # reconstruction relies on (the brackets of later quantiles start where earlier ones end).
+    return [value if is_exact else min(max(_short(value), floor), ceiling)
+            for value, is_exact, floor, ceiling in zip(values.tolist(), exact.tolist(), below.tolist(), above.tolist())]
 
 
 def _bin_edges(low, high, bins: int) -> np.ndarray:

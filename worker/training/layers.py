@@ -1,11 +1,11 @@
-"""Keras layers for training by row index and for training several runs in one model.
+"""Keras layers that train several runs in one model (a lone run is a group of one).
 
 Backend-neutral Keras 3 only (``keras.ops`` / ``keras.random``), so the same code runs on
 TensorFlow and JAX. Imported by the worker only: it loads Keras at import time.
 
 * ``IndexedRows`` keeps a data set's rows inside the model (as bytes when the images
-  are bytes / 255) and turns a batch of row indices into a batch of rows. Each run can then visit the samples in its own explicit
-  order (``trainer.epoch_order``) with the gather inside the compiled step, where
+  are bytes / 255) and turns a batch of row indices into a batch of rows. Each run can
+  then visit the samples in its own explicit order (``trainer.epoch_order``) with the gather inside the compiled step, where
   slicing permuted copies on the host cost about 0.4 s an epoch on full MNIST.
 * ``StackedDense`` is K Dense layers of one shape, one per run: a (K, in, out) kernel
   and one batched matmul, each slice drawn by that run's own initializer with the fans
@@ -24,7 +24,18 @@ import keras
 import numpy as np
 from keras import ops
 
-from worker.training.model import loss
+
+def loss(y_true, logits):
+    """Per-sample cross-entropy of integer labels against the output layer's logits.
+
+    The output layer gives logits and every loss is computed ``from_logits``: the softmax
+    then lives inside the loss, as seed 001's ``Dense(10, activation="softmax")`` does on
+    TensorFlow, where Keras quietly takes the logits back from the softmax. Other backends
+    cannot do that trick and would clip probabilities instead, which changes when a run
+    diverges; explicit logits give the same numbers on every backend.
+    """
+    return keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+
 
 _ROWS: list[tuple[np.ndarray, np.ndarray, Any, bool]] = []
 _ROWS_KEPT = 2
@@ -105,7 +116,7 @@ class IndexedRows(keras.layers.Layer):
         return keras.KerasTensor((*shape, self.rows.shape[1]), dtype="float32")
 
 
-def _stacked(initializers: Sequence[Any], slice_shape: tuple[int, ...]):
+def stacked_initializer(initializers: Sequence[Any], slice_shape: tuple[int, ...]):
     def initialize(shape, dtype=None):
         return ops.stack([initializer(slice_shape, dtype=dtype) for initializer in initializers])
 
@@ -116,31 +127,34 @@ class StackedDense(keras.layers.Layer):
     """K independent Dense layers of one shape: (K, B, in) → (K, B, units)."""
 
     def __init__(self, units: int, activation: str, kernel_initializers: Sequence[Any],
-                 bias_initializers: Sequence[Any], **kwargs):
+                 bias_initializers: Sequence[Any] | None, **kwargs):
         super().__init__(**kwargs)
-        if len(kernel_initializers) != len(bias_initializers):
+        if bias_initializers is not None and len(kernel_initializers) != len(bias_initializers):
             raise ValueError("one kernel and one bias initializer per run")
         self.units = int(units)
         self.runs = len(kernel_initializers)
         self.activation = keras.activations.get(activation)
         self.kernel_initializers = list(kernel_initializers)
-        self.bias_initializers = list(bias_initializers)
+        self.bias_initializers = None if bias_initializers is None else list(bias_initializers)
 
     def build(self, input_shape):
         fan_in = int(input_shape[-1])
         self.kernel = self.add_weight(
             name="kernel", shape=(self.runs, fan_in, self.units),
-            initializer=_stacked(self.kernel_initializers, (fan_in, self.units)),
+            initializer=stacked_initializer(self.kernel_initializers, (fan_in, self.units)),
         )
-        self.bias = self.add_weight(
-            name="bias", shape=(self.runs, self.units),
-            initializer=_stacked(self.bias_initializers, (self.units,)),
-        )
+        self.bias = None  # none before a BatchNorm (app/domain/architecture.py)
+        if self.bias_initializers is not None:
+            self.bias = self.add_weight(
+                name="bias", shape=(self.runs, self.units),
+                initializer=stacked_initializer(self.bias_initializers, (self.units,)),
+            )
 
     def call(self, inputs):
         # The order of keras.layers.Dense: matmul, add the bias, activation.
         outputs = ops.matmul(inputs, self.kernel)
-        outputs = ops.add(outputs, ops.expand_dims(self.bias, 1))
+        if self.bias is not None:
+            outputs = ops.add(outputs, ops.expand_dims(self.bias, 1))
         return self.activation(outputs)
 
     def compute_output_shape(self, input_shape):
