@@ -58,11 +58,16 @@ function storeToken(token) {
   showTokenControl();
 }
 
-/** fetch options with an Authorization header when a token is stored. */
+/**
+ * fetch options with an Authorization header when a token is stored. A write always goes out as
+ * JSON: the server refuses any other content type (415), bodiless cancel and retry included.
+ */
 export function withToken(options = {}) {
   const headers = new Headers(options.headers ?? {});
   const token = storedToken();
   if (token) headers.set("Authorization", `Bearer ${token}`);
+  const write = !["GET", "HEAD"].includes((options.method ?? "GET").toUpperCase());
+  if (write && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
   return { ...options, headers };
 }
 
@@ -242,9 +247,15 @@ export function badge(status) {
   return el("span", { class: `badge status-${status}`, text: status });
 }
 
-/** The refresh interval: window.INITLAB_REFRESH_MS, default 2000 ms. */
+/** What the server put in the page for its scripts: the JSON of a data island (never executed). */
+export function pageData(id = "page-data") {
+  const island = document.getElementById(id);
+  try { return island ? JSON.parse(island.textContent) : {}; } catch { return {}; }
+}
+
+/** The refresh interval: window.INITLAB_REFRESH_MS (a test's override), else the server's setting, else 2000 ms. */
 export function refreshMs() {
-  const value = Number(window.INITLAB_REFRESH_MS);
+  const value = Number(window.INITLAB_REFRESH_MS ?? pageData("initlab-config").refresh_ms);
   return Number.isFinite(value) && value > 0 ? value : 2000;
 }
 

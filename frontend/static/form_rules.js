@@ -85,14 +85,18 @@ export function validateStudy(body, limits, datasets = [], catalog = []) {
   const settings = limits.settings;
   const seeds = Array.isArray(body.seeds) ? body.seeds : [];
   if (new Set(seeds).size !== seeds.length) out.push({ field: "seeds", msg: "seeds must be distinct" });
-  const inits = Array.isArray(body.initializers) ? body.initializers.length : 0;
+  const inits = Array.isArray(body.weight_variances)
+    ? body.weight_variances.length * (Array.isArray(body.bias_variances) ? body.bias_variances.length : 1)
+    : Array.isArray(body.initializers) ? body.initializers.length : 0;
   const cells = (Array.isArray(body.activations) ? body.activations.length : 1) * (Array.isArray(body.depths) ? body.depths.length : 1);
   if (inits * seeds.length * cells > settings.max_runs_per_study) {
     out.push({ field: "seeds", msg: `${inits * seeds.length * cells} runs (initializers x seeds x activations x depths) exceed the limit of ${settings.max_runs_per_study}` });
   }
   const dataset = datasets.find((d) => d.id === body.dataset?.name);
   const units = body.model?.hidden_units;
-  if (settings.max_parameters && dataset && Array.isArray(units) && units.every(isInt)) {
+  // The MLP's count only (a CNN's, a normalized or residual net's is the server's to make).
+  const plain = !body.model?.family && !body.model?.normalization && !body.model?.residual;
+  if (plain && settings.max_parameters && dataset && Array.isArray(units) && units.every(isInt)) {
     const widths = [dataset.input_dim, ...units, dataset.num_classes];
     const parameters = widths.slice(1).reduce((sum, width, i) => sum + widths[i] * width + width, 0);
     if (parameters > settings.max_parameters) {

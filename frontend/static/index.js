@@ -149,8 +149,11 @@ async function loadPresets() {
 function updateRunCount() {
   const body = readForm(form, choices.initializers);
   const seeds = body.seeds.filter((s) => typeof s === "number").length;
-  const runs = body.initializers.length * seeds;
-  $("run-count").textContent = `${body.initializers.length} initializer(s) × ${seeds} seed(s) = ${runs} run(s)`;
+  const cells = (body.activations?.length ?? 1) * (body.depths?.length ?? 1);
+  const picked = body.weight_variances
+    ? body.weight_variances.length * (body.bias_variances?.length ?? 1) : body.initializers.length;
+  const what = body.weight_variances ? "variance choice(s)" : "initializer(s)";
+  $("run-count").textContent = `${picked} ${what} × ${seeds} seed(s)${cells > 1 ? ` × ${cells} grid cells` : ""} = ${picked * seeds * cells} run(s)`;
 }
 
 // ---- submit -----------------------------------------------------------------------------------

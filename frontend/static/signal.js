@@ -119,18 +119,23 @@ function variancePlot(view, colours, name, title, hover) {
                                                title: { text: "variance (log)" } }) };
 }
 
+/** Dead ReLU units (0 on every probe sample: the failure tags' definition), solid; constant units
+ *  (the same output on every probe sample, whatever the activation), dashed. */
 function deadPlot(view, colours) {
-  const data = view.initializers.map((net) => {
+  const data = view.initializers.flatMap((net) => {
     const colour = colours.get(initializerKey(net.id, net.params));
-    return {
-      type: "scatter", mode: "lines+markers", name: net.name, x: net.layers.map((layer) => layer.index),
-      y: net.layers.map((layer) => finite(layer.dead_fraction)), line: { color: colour, width: 2.4 }, connectgaps: false,
+    const trace = (field, dash, what) => ({
+      type: "scatter", mode: "lines+markers", name: `${net.name}: ${what}`, x: net.layers.map((layer) => layer.index),
+      y: net.layers.map((layer) => finite(layer[field])), line: { color: colour, width: 2.4, dash }, connectgaps: false,
       marker: { color: colour, size: 6, symbol: net.layers.map((layer) => (layer.layer === "output" ? "diamond" : "circle")) },
-      customdata: net.layers.map((layer) => [layer.layer, layer.units]), meta: { initializer: net.id },
-      hovertemplate: `<b>${net.name}</b><br>%{customdata[0]}: %{y:.1%} of %{customdata[1]} units dead<extra></extra>`,
-    };
+      customdata: net.layers.map((layer) => [layer.layer, layer.units]), meta: { initializer: net.id, measure: field },
+      hovertemplate: `<b>${net.name}</b><br>%{customdata[0]}: %{y:.1%} of %{customdata[1]} units ${what}<extra></extra>`,
+    });
+    const traces = [trace("constant_fraction", "dot", "constant")];
+    if (net.layers.some((layer) => layer.dead_fraction !== null)) traces.unshift(trace("dead_fraction", "solid", "dead (ReLU)"));
+    return traces;
   });
-  return { data, layout: layout(view, "Dead units (same output on every probe sample)",
+  return { data, layout: layout(view, "Dead ReLU units (0 on every probe sample) and constant units (dotted: same output on every sample)",
                                 { range: [-0.03, 1.03], tickformat: ".0%", title: { text: "share of units" } }) };
 }
 
@@ -155,8 +160,11 @@ function summary(view) {
     if (overflow) text = `the activations overflow (∞ or NaN) at ${overflow.layer}`;
     else if (!first) text = "layer 1 has no activation variance at all: every input gives the same output";
     else text = `layer ${view.depth} keeps ${(last / first).toPrecision(2)}× layer 1's activation variance`;
-    const dead = Math.max(...hidden.map((layer) => finite(layer.dead_fraction) ?? 0));
-    return el("li", { "data-initializer": net.id }, el("b", { text: net.name }), `: ${text}; at most ${(dead * 100).toFixed(0)} % dead units in a hidden layer.`);
+    const relu = hidden.some((layer) => layer.dead_fraction !== null);
+    const field = relu ? "dead_fraction" : "constant_fraction";
+    const share = Math.max(...hidden.map((layer) => finite(layer[field]) ?? 0));
+    const what = relu ? "dead ReLU units (0 on every probe sample)" : "constant units (the same output on every probe sample)";
+    return el("li", { "data-initializer": net.id }, el("b", { text: net.name }), `: ${text}; at most ${(share * 100).toFixed(0)} % ${what} in a hidden layer.`);
   });
 }
 
@@ -173,6 +181,16 @@ async function render(view) {
   ]);
 }
 
+/** A worker answers the probe; while it is still measuring the API answers 202 with a URL to poll. */
+async function answer(view) {
+  while (view && view.poll && (view.status === "queued" || view.status === "running")) {
+    status.textContent = `Probing… (a worker is measuring: ${view.status})`;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    view = await fetchJSON(view.poll);
+  }
+  return view;
+}
+
 async function probe(event) {
   event?.preventDefault();
   clearErrors();
@@ -184,8 +202,8 @@ async function probe(event) {
   status.textContent = "Probing…";
   const started = performance.now();
   try {
-    const view = await fetchJSON(URL_PROBE, { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
-                                              body: JSON.stringify(body) });
+    const view = await answer(await fetchJSON(URL_PROBE, { method: "POST", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", Accept: "application/json" } }));
     await render(view);
     status.textContent = `${view.initializers.length} network(s) of ${view.depth} hidden layers on ${view.probe_samples} ${view.dataset} samples `
       + `in ${((performance.now() - started) / 1000).toFixed(1)} s.`;

@@ -1,7 +1,9 @@
-// The study page: the verdict table, learning curves, gradient norms, shared-edge histograms and
-// the runs table. It loads everything once, then follows the study live through server-sent
-// events (progress bars move at once; charts are refetched when new epochs are written), and
-// stops listening when the study is over.
+// The study page's controller: it owns the page's state and its one refresh cycle, and feeds the
+// section renderers (verdict table, curves, gradients, shared-edge histograms, statistics,
+// failure modes, grid heatmap, runs, export). It loads everything once, then follows the study
+// live through server-sent events: progress bars move at once, and when the event stream says
+// new data was written (its data version changed) one refresh fetches every view again. No
+// section polls on its own; the page stops listening when the study is over.
 import { ACTIVE_STATUSES, colourMap, fetchJSON, formatDuration, readJSON } from "./common.js";
 import { draw } from "./charts.js";
 import { CURVE_CHARTS, curveFigure, isolateOnLegendClick } from "./curves.js";
@@ -11,6 +13,11 @@ import { renderChips } from "./legend.js";
 import { openLiveStream } from "./live.js";
 import { renderRuns, runAction } from "./runs_table.js";
 import { renderSummary, verdictSentence } from "./summary_table.js";
+import { renderExport } from "./study_export.js";
+import { renderFailures } from "./study_failures.js";
+import { renderGrid } from "./study_grid.js";
+import { mountStats, reload as reloadStats } from "./study_stats.js";
+import { mountPhase } from "./phase.js";
 
 const root = document.getElementById("study");
 const studyId = root.dataset.studyId;
@@ -98,22 +105,35 @@ function renderHeader() {
   }
 }
 
-/** Fetch what the charts show and redraw them all; overlapping calls fold into one more pass. */
+/** The first requests, started by study_early.js while plotly.min.js loads (used once). */
+function earlyOrFresh() {
+  const early = window.INITLAB_EARLY;
+  window.INITLAB_EARLY = null; // later refreshes must see new data
+  return early ? [readJSON(early.study), readJSON(early.summary)]
+    : [fetchJSON(`/api/studies/${studyId}`), fetchJSON(`/api/studies/${studyId}/summary?stats=false`)];
+}
+
+/** The sections that draw from views of their own, fetched in the same cycle. */
+async function refreshSections() {
+  const failures = fetchJSON(`/api/studies/${studyId}/failures`)
+    .then(renderFailures, (err) => console.warn("initlab: failure modes", err));
+  await Promise.all([failures, reloadStats(), renderGrid(state.study.spec ?? {}, state.summary),
+                     state.phase ? state.phase() : null]);
+}
+
+/** The one refresh cycle: fetch what the page shows and redraw it all; overlapping calls fold into one more pass. */
 async function refreshData() {
   if (state.busy) { state.again = true; return; }
   state.busy = true;
   try {
-    const early = window.INITLAB_EARLY;
-    window.INITLAB_EARLY = null; // used once: later refreshes must see new data
-    const [study, summary] = await Promise.all(early ? [readJSON(early.study), readJSON(early["/summary"])]
-      : [fetchJSON(`/api/studies/${studyId}`), fetchJSON(`/api/studies/${studyId}/summary?stats=false`)]);
+    const [study, summary] = await Promise.all(earlyOrFresh());
     Object.assign(state, { study, summary, colours: colourMap(summary.groups.map((g) => g.key)) });
     await drawFirstCurve();
     renderHeader();
     renderTables();
     await drawCurves({ first: false });
     state.gradients = await fetchJSON(`/api/studies/${studyId}/gradients`);
-    await Promise.all([drawGradients(), hist.update(histContext())]);
+    await Promise.all([drawGradients(), hist.update(histContext()), refreshSections()]);
     state.refreshes += 1;
     root.dataset.refreshes = String(state.refreshes);
   } catch (err) {
@@ -212,6 +232,9 @@ async function start() {
     status.textContent = "Plotly did not load, so the charts cannot be drawn.";
     return;
   }
+  mountStats(studyId);
+  renderExport(studyId);
+  if (document.getElementById("phase-section")) state.phase = mountPhase(studyId);
   await refreshData();
   if (active()) startLive();
   else status.textContent = "Every run has finished; the page is no longer live.";

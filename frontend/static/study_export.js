@@ -10,7 +10,6 @@ const FORMATS = [
   { format: "tensorboard", label: "TensorBoard (zip)", what: "one folder per run with scalars and histograms; unzip, then run tensorboard --logdir on the folder" },
 ];
 
-const root = document.getElementById("study");
 const section = document.getElementById("export-section");
 const body = document.getElementById("export-body");
 
@@ -42,7 +41,9 @@ async function saveWithToken(link, say) {
   say(`Saved ${name} (${(blob.size / 1024).toFixed(1)} kB).`);
 }
 
-function render(studyId) {
+/** Build the section once (links only: nothing in it changes while the study trains). */
+export function renderExport(studyId) {
+  if (!section || !body) return;
   const status = el("p", { id: "export-status", class: "muted", role: "status", "aria-live": "polite" });
   const say = (text, error = false) => {
     status.textContent = text;
@@ -72,4 +73,3 @@ function render(studyId) {
   section.hidden = false;
 }
 
-if (root && section && body) render(root.dataset.studyId);

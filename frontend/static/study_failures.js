@@ -1,17 +1,16 @@
 // "Failure modes": per run the tags the server decided from what the worker measured (diverged,
 // dead ReLUs, saturation, vanishing or exploding gradients, symmetry never broken), each a chip
 // whose tooltip is its evidence (epoch, layer, value), and a heatmap of how often each
-// initializer (per activation) ends in each mode. GET /api/studies/{id}/failures; the section
-// shows once a run has recorded its initialization, and polls while runs are unfinished.
-import { badge, el, fetchJSON, refreshMs } from "./common.js";
+// initializer (per activation) ends in each mode. A section renderer of the study page: study.js
+// fetches GET /api/studies/{id}/failures in its refresh cycle and hands the view to renderFailures;
+// the section shows once a run has recorded its initialization.
+import { badge, el } from "./common.js";
 import { FONT, PLOT_CONFIG } from "./charts.js";
 
-const root = document.getElementById("study");
 const section = document.getElementById("failures-section");
 const body = document.getElementById("failures-body");
-const studyId = root?.dataset.studyId;
 
-const state = { request: 0, timer: null, renders: 0 };
+const state = { renders: 0 };
 const parts = {};
 
 function build() {
@@ -69,7 +68,9 @@ function tagsCell(run) {
   return el("td", {}, el("span", { class: "failure-chips" }, ...run.tags.map(chip)));
 }
 
-function render(view) {
+export function renderFailures(view) {
+  if (!section || !body) return;
+  if (!parts.table) build();
   const measured = view.runs.filter((run) => run.measured);
   section.hidden = measured.length === 0;
   parts.table.tBodies[0].replaceChildren(...view.runs.map((run) => el("tr", { "data-run-id": run.run_id },
@@ -85,31 +86,4 @@ function render(view) {
   }
   state.renders += 1;
   section.dataset.renders = String(state.renders);
-  return view.active;
-}
-
-async function refresh() {
-  clearTimeout(state.timer);
-  state.timer = null;
-  const request = ++state.request;
-  let live = false;
-  try {
-    const view = await fetchJSON(`/api/studies/${studyId}/failures`);
-    if (request !== state.request) return;
-    live = render(view);
-  } catch (err) {
-    if (request !== state.request || err.status === 404) return;
-    console.warn("initlab: failure modes", err);
-    if (parts.status) parts.status.textContent = `Could not load the failure modes (${err.message}); trying again shortly.`;
-    live = true;
-  }
-  if (live) state.timer = setTimeout(refresh, refreshMs());
-}
-
-if (section && body && studyId) {
-  build();
-  refresh();
-  // A retry makes the page live again (study.js sets data-live): follow it once more.
-  new MutationObserver(() => { if (root.dataset.live === "true" && !state.timer) refresh(); })
-    .observe(root, { attributes: true, attributeFilter: ["data-live"] });
 }

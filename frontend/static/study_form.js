@@ -30,6 +30,11 @@ export function readForm(form, catalog) {
     }
     return changed ? { id, params } : id;
   });
+  const weights = optionalNumbers($("f-weight-variances")?.value ?? "");
+  const sweep = weights ? {
+    weight_variances: weights, bias_variances: optionalNumbers($("f-bias-variances").value),
+    scaled_initializer: { distribution: $("f-scaled-distribution").value, mode: "fan_in" },
+  } : {};
   return {
     name: $("f-name").value.trim() || "untitled study",
     dataset: {
@@ -42,6 +47,7 @@ export function readForm(form, catalog) {
       activation: $("f-activation").value,
       dropout: numberOrNull($("f-dropout")),
       output_initializer: $("f-output-init").value || null,
+      ...familyFields($),
     },
     training: {
       optimizer: $("f-optimizer").value,
@@ -49,12 +55,30 @@ export function readForm(form, catalog) {
       batch_size: numberOrNull($("f-batch")),
       epochs: numberOrNull($("f-epochs")),
     },
-    initializers,
+    ...(weights ? sweep : { initializers }),
     bias_initializer: $("f-bias").value || "zeros",
     seeds: parseList($("f-seeds").value),
     activations: optionalList($("f-activations").value),
     depths: optionalList($("f-depths").value),
   };
+}
+
+/** The model's family, normalization and skips, sent only where they differ from the plain MLP's defaults. */
+function familyFields($) {
+  const extra = {};
+  if (!$("f-family")) return extra;
+  if ($("f-family").value === "cnn") {
+    Object.assign(extra, { family: "cnn", conv_channels: parseList($("f-conv").value), pooling: $("f-pooling").value });
+  }
+  if ($("f-normalization").value !== "none") extra.normalization = $("f-normalization").value;
+  if ($("f-residual").value === "true") extra.residual = true;
+  return extra;
+}
+
+/** A list of numbers: blank -> null; a token that is not a number is sent as typed so the server names it. */
+function optionalNumbers(text) {
+  const items = String(text).split(/[\s,;]+/).filter(Boolean).map((t) => (Number.isFinite(Number(t)) ? Number(t) : t));
+  return items.length ? items : null;
 }
 
 /** A grid field: blank -> null (no grid on that axis), else the list. */
@@ -104,6 +128,13 @@ export function fillForm(form, study) {
   set("f-hidden", (study.model?.hidden_units ?? []).join(","));
   set("f-activation", study.model?.activation ?? "relu");
   set("f-dropout", study.model?.dropout ?? 0);
+  if ($("f-family")) {
+    set("f-family", study.model?.family ?? "mlp");
+    set("f-conv", (study.model?.conv_channels ?? []).join(","));
+    set("f-pooling", study.model?.pooling ?? "max");
+    set("f-normalization", study.model?.normalization ?? "none");
+    set("f-residual", study.model?.residual ? "true" : "false");
+  }
   set("f-output-init", refId(study.model?.output_initializer));
   set("f-optimizer", study.training?.optimizer ?? "adam");
   set("f-lr", study.training?.learning_rate ?? 0.001);
@@ -123,6 +154,11 @@ export function fillForm(form, study) {
   set("f-seeds", (study.seeds ?? [0]).join(", "));
   set("f-activations", (study.activations ?? []).join(", "));
   set("f-depths", (study.depths ?? []).join(", "));
+  if ($("f-weight-variances")) {
+    set("f-weight-variances", (study.weight_variances ?? []).join(", "));
+    set("f-bias-variances", (study.bias_variances ?? []).join(", "));
+    set("f-scaled-distribution", study.scaled_initializer?.distribution ?? "normal");
+  }
 }
 
 /**

@@ -1,14 +1,11 @@
 // A grid study (activations and/or depths): the measured version of seed 001's "which
 // initializer for which activation" table — mean final validation accuracy over seeds per
 // initializer (rows) and grid cell (columns), as a heatmap. Hidden for a study without a grid.
-// Reads /summary (without the per-run series and statistics) and polls while runs train.
-import { ACTIVE_STATUSES, fetchJSON, refreshMs } from "./common.js";
+// A section renderer of the study page: study.js hands it the summary it already has.
 import { FONT, PLOT_CONFIG } from "./charts.js";
 
-const root = document.getElementById("study");
 const section = document.getElementById("grid-section");
 const chart = document.getElementById("chart-grid");
-const studyId = root?.dataset.studyId;
 
 /** rows: initializers (study order); columns: grid cells; z: mean final val. accuracy; text: mean ± std (n). */
 export function gridFigure(groups) {
@@ -36,24 +33,9 @@ export function gridFigure(groups) {
   };
 }
 
-async function refresh() {
-  let view, study;
-  try {
-    [view, study] = await Promise.all([fetchJSON(`/api/studies/${studyId}/summary?stats=false&runs=false`),
-                                       fetchJSON(`/api/studies/${studyId}`)]);
-  } catch (err) {
-    console.warn("initlab: grid", err);
-    setTimeout(refresh, 3 * refreshMs());
-    return;
-  }
-  const spec = study.spec ?? {};
-  if (!spec.activations && !spec.depths) return; // not a grid study: the section stays hidden
+/** Draw the heatmap for a grid study (activations and/or depths); other studies keep the section hidden. */
+export async function renderGrid(spec, summary) {
+  if (!section || !chart || (!spec.activations && !spec.depths)) return;
   section.hidden = false;
-  if (window.Plotly) await window.Plotly.react(chart, ...Object.values(gridFigure(view.groups)), PLOT_CONFIG);
-  if (study.runs.some((run) => ACTIVE_STATUSES.has(run.status))) setTimeout(refresh, refreshMs());
-}
-
-if (studyId && section) {
-  // Plotly is loaded with defer; module scripts run after it.
-  refresh();
+  if (window.Plotly) await window.Plotly.react(chart, ...Object.values(gridFigure(summary.groups)), PLOT_CONFIG);
 }

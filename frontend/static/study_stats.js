@@ -1,18 +1,18 @@
 // "Are the differences real?": per initializer, the mean final validation accuracy with its 95 %
-// bootstrap CI over seeds, the seed-paired difference against a baseline (a CI that includes 0
-// is flagged "not distinguishable"), epochs to a chosen validation accuracy, and the ranking.
-// The section fetches its own numbers (GET /api/studies/{id}/summary without curves) so the
-// baseline and threshold controls only refetch this, and polls while any run is unfinished.
+// t interval over seeds, the seed-paired difference against a baseline with the paired t-test's
+// verdict, p-value and interval, the seeds a difference of that size would need (80 % power),
+// epochs to a chosen validation accuracy, and the ranking in tiers (ties shown as ties).
+// A section renderer of the study page (study.js owns the refresh cycle): ``reload()`` asks for
+// the numbers (GET /api/studies/{id}/summary without curves, with this section's baseline and
+// threshold), so changing those controls refetches only this section.
 import { colourMap, el, fetchJSON } from "./common.js";
 
-const root = document.getElementById("study");
 const section = document.getElementById("stats-section");
 const body = document.getElementById("stats-body");
-const studyId = root?.dataset.studyId;
-const POLL_MS = 3000;
+let studyId = null;
 const DEFAULT_THRESHOLD = 90;
 
-const state = { baseline: null, threshold: DEFAULT_THRESHOLD, keys: "", request: 0, timer: null, renders: 0 };
+const state = { baseline: null, threshold: DEFAULT_THRESHOLD, keys: "", request: 0, renders: 0 };
 const parts = {};
 
 const pct = (value, digits = 2) => `${(value * 100).toFixed(digits)}`;
@@ -23,7 +23,7 @@ const VERDICT_TEXT = {
 };
 
 function buildControls() {
-  parts.baseline = el("select", { id: "stats-baseline", onchange: () => { state.baseline = parts.baseline.value; refresh(); } });
+  parts.baseline = el("select", { id: "stats-baseline", onchange: () => { state.baseline = parts.baseline.value; reload(); } });
   parts.threshold = el("input", {
     id: "stats-threshold", type: "number", min: "0.1", max: "100", step: "0.5", value: String(DEFAULT_THRESHOLD),
     "aria-describedby": "stats-threshold-error", onchange: onThreshold,
@@ -31,11 +31,12 @@ function buildControls() {
   parts.thresholdError = el("p", { id: "stats-threshold-error", class: "field-error", role: "alert" });
   parts.summary = el("p", { id: "stats-baseline-note", class: "verdict" });
   parts.table = el("table", { id: "stats-table", class: "data-table" },
-    el("caption", { class: "visually-hidden", text: "Per initializer: rank, accuracy with 95 % bootstrap CIs over seeds, "
-      + "the seed-paired difference against the baseline, and epochs to the threshold" }),
+    el("caption", { class: "visually-hidden", text: "Per initializer: rank (tiers), accuracy with 95 % t intervals over "
+      + "seeds, the seed-paired difference against the baseline with its paired t-test, the seeds needed for 80 % power, "
+      + "and epochs to the threshold" }),
     el("thead"), el("tbody"));
   parts.status = el("p", { id: "stats-status", class: "muted", role: "status", "aria-live": "polite" });
-  parts.method = el("p", { class: "hint" });
+  parts.method = el("p", { id: "stats-method", class: "hint" });
   body.replaceChildren(
     el("div", { class: "controls", role: "group", "aria-label": "Statistics options" },
       el("div", { class: "field inline" }, el("label", { for: "stats-baseline", text: "Baseline" }), parts.baseline),
@@ -51,15 +52,21 @@ function onThreshold() {
   parts.thresholdError.textContent = ok ? "" : "Threshold: a number above 0 and at most 100.";
   if (!ok) return;
   state.threshold = value;
-  refresh();
+  reload();
 }
 
 function headRow(threshold) {
+  const verdict = el("span", { class: "visually-hidden", text: "Difference verdict and p-value" });
+  const seeds = ["Seeds for ", el("br"), "80 % power"];
   return el("tr", {}, ...[
     ["Rank", "num"], ["Initializer", ""], ["Final val. accuracy [95 % CI]", "num"],
-    ["Δ final vs baseline [95 % CI]", "num"], ["", ""], [`Epochs to ≥ ${threshold} %`, "num"], ["Runs counted", ""],
-  ].map(([text, cls], i) => el("th", { scope: "col", class: cls },
-    i === 4 ? el("span", { class: "visually-hidden", text: "Difference verdict" }) : text)));
+    ["Δ final vs baseline [95 % CI]", "num"], [verdict, ""], [seeds, "num"], [`Epochs to ≥ ${threshold} %`, "num"],
+    ["Runs counted", ""],
+  ].map(([content, cls], i) => el("th", {
+    scope: "col", class: cls,
+    title: i === 5 ? "paired seeds at which the test would catch a true difference of the observed size and spread "
+      + "4 times in 5" : undefined,
+  }, ...[content].flat())));
 }
 
 /** Final accuracy with its CI; the best epoch's accuracy (also over seeds) in the tooltip. */
@@ -72,17 +79,46 @@ function accuracyCell(stat, best) {
     el("span", { class: "stat-mean", text: `${pct(stat.mean)} %` }), " ", el("span", { class: "stat-ci muted", text: ci }));
 }
 
+const pText = (p) => (p < 0.001 ? "p < 0.001" : `p = ${p.toFixed(p < 0.01 ? 3 : 2)}`);
+
+function verdictTitle(diff) {
+  if (diff.test === "sign-flip") {
+    return "every paired difference is the same (no spread), so the t-test is undefined; the exact sign-flip test "
+      + "decides instead, and it cannot call a difference below 6 seeds";
+  }
+  if (diff.verdict === "not distinguishable") return "paired t-test: p ≥ 0.05, the 95 % CI of the difference includes 0";
+  if (diff.verdict === "too few paired seeds") return "a test needs at least 2 seeds finished on both sides";
+  if (diff.verdict === "higher" || diff.verdict === "lower") return "paired t-test: p < 0.05, the 95 % CI excludes 0";
+  return "";
+}
+
 function differenceCells(diff, baselineLabel) {
   const verdict = el("span", { class: `stat-badge stat-${diff.verdict.replace(/ /g, "-")}`, text: VERDICT_TEXT[diff.verdict] ?? diff.verdict,
-                               title: diff.verdict === "not distinguishable" ? "the 95 % CI of the paired difference includes 0"
-                                 : diff.verdict === "too few paired seeds" ? "a CI needs at least 2 seeds finished on both sides"
-                                   : "" });
+                               title: verdictTitle(diff) });
   if (diff.verdict === "baseline") return [el("td", { class: "num muted", text: "—" }), el("td", {}, verdict)];
   if (diff.mean === null) return [el("td", { class: "num muted", text: "–" }), el("td", {}, verdict)];
-  const ci = diff.ci_low === null ? "no CI" : `[${signed(diff.ci_low)}, ${signed(diff.ci_high)}]`;
+  const ci = diff.ci_low !== null ? `[${signed(diff.ci_low)}, ${signed(diff.ci_high)}]`
+    : diff.test === "sign-flip" ? "no CI (no spread)" : "no CI";
+  const p = diff.p_value === null ? null : el("span", { class: "stat-p muted", text: ` ${pText(diff.p_value)}` });
   return [el("td", { class: "num", title: `paired over seed(s) ${diff.seeds.join(", ")} against ${baselineLabel}` },
     el("span", { class: "stat-mean", text: `${signed(diff.mean)} pp` }), " ", el("span", { class: "stat-ci muted", text: ci })),
-  el("td", {}, verdict)];
+  el("td", {}, verdict, p)];
+}
+
+/** Seeds for 80 % power at the observed difference and spread: how to turn "not distinguishable" into an answer. */
+function seedsCell(diff) {
+  const why = diff.verdict === "baseline" ? "" : diff.n < 2 ? "needs at least 2 paired seeds to estimate the spread"
+    : diff.test === "sign-flip" ? "no spread in the differences: nothing to size a study from"
+      : diff.seeds_needed_over_cap ? "" : "no difference observed: no number of seeds would find it";
+  if (diff.seeds_needed !== null || diff.seeds_needed_over_cap) {
+    const text = diff.seeds_needed_over_cap ? "> 1000" : String(diff.seeds_needed);
+    return el("td", {
+      class: "num stat-seeds",
+      title: `if the true difference were ${signed(diff.mean)} pp with this spread (SD ${pct(diff.std)} pp), a paired `
+        + `t-test at 5 % would find it 4 times in 5 with ${text} seeds; this study has ${diff.n}`,
+    }, text);
+  }
+  return el("td", { class: "num muted stat-seeds", title: why, text: "–" });
 }
 
 function thresholdCell(reach) {
@@ -103,7 +139,8 @@ function runsCell(stats) {
 
 function rankCell(stats, labels) {
   if (stats.rank === null) return el("td", { class: "num muted", text: "–" });
-  const tie = stats.tied_with.length ? `tied with ${stats.tied_with.map((k) => labels.get(k) ?? k).join(", ")}` : "";
+  const tie = stats.tied_with.length ? `same tier as ${stats.tied_with.map((k) => labels.get(k) ?? k).join(", ")}: `
+    + "the paired t-test cannot order them" : "";
   return el("td", { class: "num", title: tie }, String(stats.rank), tie ? el("span", { class: "stat-tie", text: " (tie)" }) : null);
 }
 
@@ -127,7 +164,8 @@ function render(view) {
   parts.summary.textContent = `Differences are against ${baselineLabel} (${info.baseline_reason}), seed by seed: `
     + "the same seed means the same data order and dropout, so only the initial weights differ.";
   parts.table.tHead.replaceChildren(headRow(info.threshold));
-  const order = [...groups].sort((a, b) => (a.stats.rank ?? Infinity) - (b.stats.rank ?? Infinity));
+  const place = new Map(info.ranking.map((key, i) => [key, i])); // tiers, then mean, as the API orders them
+  const order = [...groups].sort((a, b) => (place.get(a.key) ?? Infinity) - (place.get(b.key) ?? Infinity));
   parts.table.tBodies[0].replaceChildren(...order.map((group) => el("tr", {
     "data-group": group.key, "data-verdict": group.stats.difference.final_val_accuracy.verdict,
     class: group.key === info.baseline ? "stat-baseline-row" : "",
@@ -137,42 +175,39 @@ function render(view) {
     el("span", { class: "swatch", style: `background:${colours.get(group.key)}`, "aria-hidden": "true" }), group.label),
   accuracyCell(group.stats.final_val_accuracy, group.stats.best_val_accuracy),
   ...differenceCells(group.stats.difference.final_val_accuracy, baselineLabel),
+  seedsCell(group.stats.difference.final_val_accuracy),
   thresholdCell(group.stats.epochs_to_threshold), runsCell(group.stats))));
   const active = groups.reduce((sum, g) => sum + g.stats.active, 0);
   parts.status.textContent = active ? `${active} run(s) still training: each is counted once it finishes; this table updates by itself.` : "";
-  parts.method.textContent = `Method: ${info.method}. Which runs count: ${info.diverged_rule} `
-    + "Ties: equal mean final accuracy. With few seeds a bootstrap CI is a rough guide, not a test.";
+  parts.method.replaceChildren(
+    el("span", { class: "stat-method", text: `Method: ${info.method}` }), " ",
+    el("span", { class: "stat-ranking-rule", text: info.ranking_rule }), " ",
+    el("span", { text: `Which runs count: ${info.diverged_rule}` }));
   section.hidden = !groups.some((g) => g.stats.used > 0); // shown once any run has finished
   state.renders += 1;
   section.dataset.renders = String(state.renders);
-  return view.groups.some((g) => g.table.active > 0);
 }
 
-async function refresh() {
-  clearTimeout(state.timer);
-  state.timer = null;
+/** Fetch this section's numbers and draw them; a newer request (another baseline or threshold) wins. */
+export async function reload() {
+  if (!studyId) return;
   const request = ++state.request;
   const query = new URLSearchParams({ runs: "false", max_points: "2", threshold: String(state.threshold) });
   if (state.baseline) query.set("baseline", state.baseline);
-  let live = false;
   try {
     const view = await fetchJSON(`/api/studies/${studyId}/summary?${query}`);
-    if (request !== state.request) return; // a newer request (another baseline or threshold) is on its way
-    live = render(view) ?? false;
+    if (request === state.request) render(view);
   } catch (err) {
-    if (request !== state.request) return;
-    if (err.status === 404) return;
+    if (request !== state.request || err.status === 404) return;
     console.warn("initlab: statistics", err);
-    if (parts.status) parts.status.textContent = `Could not load the statistics (${err.message}); trying again shortly.`;
-    live = true;
+    parts.status.textContent = `Could not load the statistics (${err.message}); they are fetched again with the next update.`;
   }
-  if (live) state.timer = setTimeout(refresh, POLL_MS);
 }
 
-if (section && body && studyId) {
+/** Build the controls once; the page calls reload() on every refresh of its data. */
+export function mountStats(id) {
+  if (!section || !body) return false;
+  studyId = id;
   buildControls();
-  refresh();
-  // A retry or a new run makes the page live again (study.js sets data-live): poll once more.
-  new MutationObserver(() => { if (root.dataset.live === "true" && !state.timer) refresh(); })
-    .observe(root, { attributes: true, attributeFilter: ["data-live"] });
+  return true;
 }
