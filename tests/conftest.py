@@ -1,8 +1,8 @@
 """Fixtures that start real services: PostgreSQL databases, Redis queues, app processes.
 
-Each test file can run alone. Where PostgreSQL, Redis or Chromium is missing the
-tests that need it are skipped, except under CI (INITLAB_REQUIRE_SERVICES=1),
-where a missing service is a failure.
+Each test file can run alone. Where PostgreSQL, Redis, Chromium, the data sets or
+another dependency is missing the tests that need it are skipped, except under CI
+(INITLAB_REQUIRE_SERVICES=1), where a missing dependency is a failure (support/require.py).
 """
 
 from __future__ import annotations
@@ -18,24 +18,45 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support import processes  # noqa: E402
+from support.require import missing, require  # noqa: E402
+
+# In-process TestClient requests carry "Host: testserver": the app answers to it in the test processes
+# only (a real server answers to its loopback names; tests/api/test_security.py checks that default).
+os.environ.setdefault("INITLAB_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,::1")
 
 PG_ADMIN_URL = os.environ.get("INITLAB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("INITLAB_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
+DATA_SETS = ("mnist", "fashion_mnist")
+IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
 def _unavailable(what: str, exc: Exception) -> None:
-    message = f"{what} not reachable ({exc.__class__.__name__}: {exc})"
-    if os.environ.get("INITLAB_REQUIRE_SERVICES") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{what} not reachable ({exc.__class__.__name__}: {exc})")
+
+
+def find_data_dir() -> tuple[Path, list[str]]:
+    """INITLAB_DATA_DIR if set, else the shared folder next to the checkout; and the IDX files it lacks."""
+    configured = os.environ.get("INITLAB_DATA_DIR")
+    path = Path(configured) if configured else (ROOT.parent / "shared" / "datasets")
+    absent = [f"{name}/{file}" for name in DATA_SETS for file in IDX_FILES if not (path / name / file).is_file()]
+    return path, absent
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    configured = os.environ.get("INITLAB_DATA_DIR")
-    path = Path(configured) if configured else (ROOT.parent / "shared" / "datasets")
-    if not (path / "mnist").is_dir():
-        pytest.skip(f"no data sets at {path} (set INITLAB_DATA_DIR)")
+    """The real data sets (mnist/ and fashion_mnist/ with their IDX .gz files).
+
+    Missing, the tests that need them skip, except under CI (INITLAB_REQUIRE_SERVICES=1),
+    where they fail: a missing data folder must not pass a run by skipping its trainings.
+    """
+    path, absent = find_data_dir()
+    source = "from INITLAB_DATA_DIR" if os.environ.get("INITLAB_DATA_DIR") else "the default: INITLAB_DATA_DIR is unset"
+    lacks = "no such folder" if not path.is_dir() else f"missing {', '.join(absent)}"
+    require(not absent, f"real data sets not found at {path} ({source}): {lacks}; set INITLAB_DATA_DIR to a "
+                        "folder holding mnist/ and fashion_mnist/ with their four IDX .gz files each")
     return path.resolve()
 
 
@@ -109,7 +130,7 @@ def sqlite_app(migrated):
 
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's Chromium, headless; skipped where it is missing (a failure under CI)."""
+    """Debian's Chromium, headless; skipped where it is missing (a failure under CI, support/browser.py)."""
     from playwright.sync_api import sync_playwright
 
     from support.browser import launch

@@ -15,8 +15,9 @@ from app.analysis.failures import (
     DEAD_SHARE, EXPLODING_RATIO, TAGS, VANISHING_RATIO, failure_view, gradient_evidence, run_tags,
 )
 from app.analysis.summary import initializer_key
+from app.domain.spec import RunSetup, run_setup
 from worker.training.sink import MemorySink
-from worker.training.trainer import RunConfig, train_run
+from worker.training.trainer import train_group
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +25,19 @@ DIAGNOSTIC_FIELDS = ("activation", "units", "dead_fraction", "saturated_fraction
                      "units_identical")
 
 
-def config(run_id: int, initializer: str, seed: int = 5, **overrides) -> RunConfig:
+def config(run_id: int, initializer: str, seed: int = 5, **overrides) -> RunSetup:
     settings = dict(run_id=run_id, seed=seed, dataset="fashion_mnist", train_samples=300, validation_samples=200,
                     hidden_units=[32, 16], epochs=2, batch_size=32, initializer=initializer)
     settings.update(overrides)
-    return RunConfig(**settings)
+    return run_setup(**settings)
 
 
-def stored(configs: list[RunConfig], sink: MemorySink, outcomes: dict, activation: str = "relu") -> dict:
+def stored(configs: list[RunSetup], sink: MemorySink, outcomes: dict, activation: str = "relu") -> dict:
     """The sink's records as app.storage.diagnostics.failure_inputs returns them (epoch 0 and the latest)."""
     runs, diagnostics, gradients, losses = [], [], [], []
     for run in configs:
         outcome = outcomes[run.run_id]
-        runs.append({"id": run.run_id, "initializer": run.initializer, "initializer_params": run.initializer_params,
+        runs.append({"id": run.run_id, "initializer": run.kernel.id, "initializer_params": run.kernel.params,
                      "seed": run.seed, "status": outcome.status, "epoch": outcome.epochs_completed,
                      "epochs": run.epochs, "diverged_epoch": outcome.diverged_epoch})
         moments = (0, max(sink.diagnostics[run.run_id]))
@@ -68,7 +69,7 @@ def view(data_dir):
         config(6, "ones", activation="linear", optimizer="sgd", learning_rate=0.1, epochs=3),
     ]
     sink = MemorySink()
-    outcomes = {run.run_id: train_run(run, sink, data=data) for run in configs}
+    outcomes = {run.run_id: train_group([run], sink, data=data)[run.run_id] for run in configs}
     return failure_view(42, stored(configs, sink, outcomes)), outcomes
 
 
@@ -84,6 +85,9 @@ def test_zeros_is_symmetric_dead_and_gets_no_gradient(view):
     assert all(item["epoch"] == 2 and item["value"] == 0.0 for item in tags["symmetric"])
     assert {item["epoch"] for item in tags["vanishing_gradients"]} == {0, 2}
     assert all(item["layer"] == "dense_0/output" for item in tags["vanishing_gradients"])
+    # Both ReLU layers, at init and at the end (the two moments the view reads), every unit dead.
+    assert sorted((item["epoch"], item["layer"]) for item in tags["dead_relu"]) == [
+        (0, "dense_0"), (0, "dense_1"), (2, "dense_0"), (2, "dense_1")]
     assert all(item["value"] == 1.0 for item in tags["dead_relu"])
 
 
@@ -160,6 +164,7 @@ def test_a_run_still_training_after_a_nan_loss_is_tagged_diverged():
 
 
 def test_dead_share_is_strictly_more_than_half():
+    assert DEAD_SHARE == 0.5
     rows = [{"epoch": 0, "layer": "dense_0", "layer_index": 0, "units": 4, "dead_fraction": share,
              "saturated_fraction": None, "units_identical": False, "unit_spread": 1.0}
             for share in (DEAD_SHARE,)]

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from app.analysis.histograms import (
-    TENSORBOARD_PERCENTILES, cdf_points, percentiles, rebin, robust_range, shared_edges,
+    TENSORBOARD_PERCENTILES,
+    cdf_points,
+    percentiles,
+    rebin,
+    robust_range,
+    shared_edges,
 )
 from worker.training.stats import QUANTILES, tensor_summary
 
@@ -133,3 +138,24 @@ def test_many_tensors_at_once_match_one_at_a_time():
             assert found["approximate"] == alone["approximate"]
             assert found["counts"] == pytest.approx(alone["counts"], abs=1e-6)
             assert (found["below"], found["above"], found["total"]) == pytest.approx((alone["below"], alone["above"], alone["total"]))
+
+
+def test_many_rows_with_their_recorded_extremes_match_one_at_a_time():
+    """Rows stored with 7-digit quantiles need their recorded min/max; batched or not, the same answer."""
+    from app.analysis.histograms import rebin_many
+
+    rng = np.random.default_rng(10)
+    tensors = [np.full((20, 10), 0.1), np.where(rng.random(400) < 0.6, 0.7, rng.normal(0.7, 0.2, 400)),
+               rng.normal(0, 0.1, size=(30, 30)), np.array([np.nan, 0.1, 0.1, 0.3])]
+    items = []
+    for values in tensors:
+        summary = tensor_summary(values.astype(np.float32))
+        legacy = [float(f"{q:.7g}") for q in summary["quantiles"]]
+        items.append((legacy, summary["edges"], summary["counts"], summary["min"], summary["max"]))
+    edges = shared_edges(float(np.float32(0.1)), 1.2, 32)  # starts at the 0.1 tensor's recorded min
+    together = rebin_many(edges, items)
+    for item, found in zip(items, together):
+        alone = rebin(edges, *item)
+        assert found["counts"] == pytest.approx(alone["counts"], abs=1e-9)
+        assert (found["below"], found["above"]) == pytest.approx((alone["below"], alone["above"]), abs=1e-9)
+    assert together[0]["counts"][0] == 200 and together[0]["below"] == 0, "the constant is inside, in the first bin"

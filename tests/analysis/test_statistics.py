@@ -1,26 +1,36 @@
-"""Seed-paired statistics: bootstrap CIs, paired differences, epochs to threshold, ranking, baseline.
+"""Seed-paired statistics: t intervals, paired t verdicts, epochs to threshold, ranking tiers, baseline.
 
-The numbers are chosen so the answer can be checked by hand: a bootstrap mean can never leave
-[min, max] of its values, so differences of one sign must give a CI on that side of 0, and
-differences of both signs that average 0 must give a CI around it.
+Every interval and p-value is checked against scipy.stats.ttest_1samp, the textbook
+computation, so a hand-made formula cannot drift from it. The error rates themselves are
+measured in test_statistics_simulation.py.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from app.analysis import statistics as st
 
 
-def test_mean_ci_brackets_the_mean_inside_the_values_and_repeats():
+def _reference(values):
+    found = stats.ttest_1samp(values, 0.0)
+    interval = found.confidence_interval(0.95)
+    return found.pvalue, interval.low, interval.high
+
+
+def test_mean_ci_is_the_t_interval_clipped_to_possible_accuracies():
     found = st.mean_ci([0.90, 0.92, 0.94])
     assert found["mean"] == pytest.approx(0.92) and found["n"] == 3
     assert found["std"] == pytest.approx(0.02)  # sample std: sqrt((0.02² + 0 + 0.02²) / 2)
-    assert 0.90 <= found["ci_low"] < 0.92 < found["ci_high"] <= 0.94
-    st._interval.cache_clear()
-    assert st.mean_ci([0.90, 0.92, 0.94]) == found, "a fixed random state: the same answer every time"
+    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)  # 4.30 standard errors: wider than the values
+    assert (found["ci_low"], found["ci_high"]) == pytest.approx((0.92 - half, 0.92 + half))
+    assert found["ci_low"] < 0.90 and found["ci_high"] > 0.94
+    two = st.mean_ci([0.96, 0.98])  # t(1) = 12.7: the interval would pass 100 %
+    assert two["ci_high"] == 1.0 and two["ci_low"] == pytest.approx(0.97 - stats.t.ppf(0.975, 1) * 0.01)
 
 
 def test_mean_ci_leaves_out_non_finite_values_and_handles_degenerate_samples():
@@ -29,35 +39,61 @@ def test_mean_ci_leaves_out_non_finite_values_and_handles_degenerate_samples():
     assert st.mean_ci([0.8, 0.8, 0.8]) == {"mean": 0.8, "std": 0.0, "ci_low": 0.8, "ci_high": 0.8, "n": 3}
     assert st.mean_ci([0.8]) == {"mean": 0.8, "std": None, "ci_low": None, "ci_high": None, "n": 1}
     assert st.mean_ci([math.nan]) == {"mean": None, "std": None, "ci_low": None, "ci_high": None, "n": 0}
-    two = st.mean_ci([0.6, 0.8])
-    assert 0.6 <= two["ci_low"] <= 0.7 <= two["ci_high"] <= 0.8
 
 
 def test_a_consistent_per_seed_gain_is_distinguishable_even_when_seeds_vary_more_than_the_gain():
-    # Seed effects of +-7.5 points; the initializer adds exactly 1 point on every seed.
+    # Seed effects of +-7.5 points; the initializer adds 1 +- 0.2 points on every seed.
     baseline = {0: 0.80, 1: 0.90, 2: 0.85, 3: 0.95}
-    better = {seed: value + 0.01 for seed, value in baseline.items()}
+    gain = {0: 0.010, 1: 0.012, 2: 0.008, 3: 0.010}
+    better = {seed: value + gain[seed] for seed, value in baseline.items()}
     found = st.paired_difference(better, baseline)
-    assert found["mean"] == pytest.approx(0.01) and found["ci_low"] == pytest.approx(0.01)
+    p, low, high = _reference(list(gain.values()))
+    assert found["mean"] == pytest.approx(0.01) and found["p_value"] == pytest.approx(p) and p < 0.01
+    assert (found["ci_low"], found["ci_high"]) == pytest.approx((low, high)) and found["ci_low"] > 0
     assert found["verdict"] == "higher" and found["distinguishable"] is True and found["seeds"] == [0, 1, 2, 3]
+    assert found["test"] == "paired t" and found["seeds_needed"] == 3  # effect 6.1; 2 seeds never give 80 %: t(1) > 12.7
     # Unpaired, the two means' CIs overlap widely: pairing is what makes the gain visible.
     alone, other = st.mean_ci(list(better.values())), st.mean_ci(list(baseline.values()))
     assert alone["ci_low"] < other["ci_high"]
 
 
-def test_differences_of_one_sign_exclude_zero_and_mixed_ones_span_it():
+def test_the_verdict_is_the_t_test_and_the_ci_is_its_interval():
     baseline = {0: 0.90, 1: 0.89, 2: 0.91, 3: 0.90}
-    higher = st.paired_difference({0: 0.95, 1: 0.93, 2: 0.96, 3: 0.94}, baseline)  # +0.05, +0.04, +0.05, +0.04
-    assert higher["verdict"] == "higher" and 0.04 - 1e-12 <= higher["ci_low"] <= higher["mean"] == pytest.approx(0.045)
-    lower = st.paired_difference({0: 0.80, 1: 0.85, 2: 0.90, 3: 0.89}, baseline)  # -0.10, -0.04, -0.01, -0.01
-    assert lower["verdict"] == "lower" and lower["distinguishable"] and lower["ci_high"] <= -0.01 + 1e-12
-    mixed = st.paired_difference({0: 0.92, 1: 0.87, 2: 0.92, 3: 0.89}, baseline)  # +0.02, -0.02, +0.01, -0.01
-    assert mixed["mean"] == pytest.approx(0.0, abs=1e-12)
-    assert mixed["ci_low"] < 0 < mixed["ci_high"]
+    for values in ({0: 0.95, 1: 0.93, 2: 0.96, 3: 0.94},   # +5, +4, +5, +4 points
+                   {0: 0.80, 1: 0.85, 2: 0.90, 3: 0.89},   # -10, -4, -1, -1: p = 0.13
+                   {0: 0.92, 1: 0.87, 2: 0.92, 3: 0.89}):  # +2, -2, +1, -1: mean 0
+        found = st.paired_difference(values, baseline)
+        p, low, high = _reference([values[s] - baseline[s] for s in baseline])
+        assert found["p_value"] == pytest.approx(p) and (found["ci_low"], found["ci_high"]) == pytest.approx((low, high))
+        assert found["distinguishable"] is bool(p < 0.05) and (found["ci_low"] > 0 or found["ci_high"] < 0) is bool(p < 0.05)
+    assert st.paired_difference({0: 0.95, 1: 0.93, 2: 0.96, 3: 0.94}, baseline)["verdict"] == "higher"
+    lower = st.paired_difference({0: 0.80, 1: 0.85, 2: 0.90, 3: 0.89}, baseline)
+    assert lower["verdict"] == "not distinguishable" and lower["ci_low"] < 0 < lower["ci_high"]
+    assert lower["seeds_needed"] == 11  # mean -4 points, SD 4.2: effect 0.94
+    mixed = st.paired_difference({0: 0.92, 1: 0.87, 2: 0.92, 3: 0.89}, baseline)
+    assert mixed["mean"] == pytest.approx(0.0, abs=1e-12) and mixed["p_value"] == pytest.approx(1.0)
     assert mixed["verdict"] == "not distinguishable" and mixed["distinguishable"] is False
+    assert mixed["seeds_needed"] is None and not mixed["seeds_needed_over_cap"], "no difference: no seed count finds it"
+    tiny = st.paired_difference({0: 0.9003, 1: 0.8897, 2: 0.9103, 3: 0.8998}, baseline)  # +3, -3, +3, -2 (0.01 points)
+    assert tiny["seeds_needed"] is None and tiny["seeds_needed_over_cap"]
+    own = st.paired_difference(baseline, baseline, is_baseline=True)
+    assert own["verdict"] == "baseline" and own["p_value"] is None and own["seeds_needed"] is None
+
+
+def test_no_spread_falls_back_to_the_sign_flip_test():
+    # Equal differences (float32 storage makes them equal only to ~1e-7): t is undefined.
+    baseline = {seed: float(np.float32(0.80 + 0.01 * seed)) for seed in range(8)}
+    gain = {seed: float(np.float32(0.82 + 0.01 * seed)) for seed in range(8)}
+    for n, verdict in ((2, "not distinguishable"), (5, "not distinguishable"), (6, "higher"), (8, "higher")):
+        found = st.paired_difference({s: gain[s] for s in range(n)}, baseline)
+        assert found["test"] == "sign-flip" and found["p_value"] == pytest.approx(2.0 ** (1 - n)), n
+        assert found["verdict"] == verdict and found["std"] == 0.0 and found["seeds_needed"] is None, n
+        assert (found["ci_low"] is None) is (n < 6), "below 6 pairs the test rejects no value: no interval"
+    six = st.paired_difference({s: gain[s] for s in range(6)}, baseline)
+    assert six["ci_low"] == pytest.approx(0.02, abs=1e-6) and six["ci_high"] == pytest.approx(0.02, abs=1e-6)
     same = st.paired_difference(baseline, baseline)
-    assert same["ci_low"] == same["ci_high"] == 0 and same["verdict"] == "not distinguishable"
-    assert st.paired_difference(baseline, baseline, is_baseline=True)["verdict"] == "baseline"
+    assert same["p_value"] == 1.0 and same["verdict"] == "not distinguishable" and same["ci_low"] == 0.0
+    assert st.paired_difference({0: 0.5, 1: 0.5}, {0: 0.5, 1: 0.5})["ci_low"] is None
 
 
 def test_only_seeds_finite_on_both_sides_are_paired_and_under_two_give_no_ci():
@@ -68,6 +104,7 @@ def test_only_seeds_finite_on_both_sides_are_paired_and_under_two_give_no_ci():
     assert lonely["seeds"] == [0] and lonely["n"] == 1 and lonely["mean"] == pytest.approx(0.05)
     assert lonely["ci_low"] is None and lonely["ci_high"] is None
     assert lonely["verdict"] == "too few paired seeds" and lonely["distinguishable"] is None
+    assert lonely["p_value"] is None and lonely["seeds_needed"] is None and lonely["std"] is None
     assert st.paired_difference({}, baseline)["verdict"] == "too few paired seeds"
 
 
@@ -84,11 +121,28 @@ def test_epochs_to_threshold_first_epoch_at_or_above_it():
     assert st.threshold_summary({0: None})["mean"] is None
 
 
-def test_ranking_shares_ranks_between_equal_means():
+def test_mean_order_shares_places_between_equal_means():
     ranks = st.rank([0.9, 0.95, 0.9, None, 0.8])
     assert [r for r, _ in ranks] == [2, 1, 2, None, 4]
     assert ranks[0][1] == [2] and ranks[2][1] == [0] and ranks[1][1] == []
     assert [r for r, _ in st.rank([0.1 + 0.2, 0.3])] == [1, 1], "float rounding is no reason to split a tie"
+
+
+def test_tiers_share_a_rank_until_the_paired_test_tells_groups_apart():
+    best = {0: 0.90, 1: 0.91, 2: 0.92, 3: 0.93}
+    near = {s: best[s] + d for s, d in zip(best, (-0.002, 0.001, -0.001, 0.0005))}   # within noise of best
+    worse = {s: best[s] - 0.03 + d for s, d in zip(best, (0.001, -0.001, 0.002, -0.002))}  # -3 points, every seed
+    wild = {s: best[s] - 0.03 + d for s, d in zip(best, (0.05, -0.05, 0.04, -0.04))}  # worse's mean, no clear sign
+    lone = {0: 0.5}  # one seed: nothing to test, so nothing to rank it below
+    finals = [near, worse, {}, best, wild, lone]
+    means = [st.mean_ci(list(f.values()))["mean"] for f in finals]
+    found = st.tiers(finals, means)
+    assert [r for r, _ in found] == [1, 3, None, 1, 3, 3]
+    assert found[3][1] == [0] and found[0][1] == [3]
+    # wild alone could not be told from best, but its mean equals worse's, which can: the tie is never split.
+    assert st.paired_difference(wild, best)["verdict"] == "not distinguishable"
+    assert sorted(found[4][1]) == [1, 5] and sorted(found[1][1]) == [4, 5]
+    assert st.tiers([{0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}], [0.85, 0.85]) == [(1, [1]), (1, [0])]
 
 
 def test_baseline_request_then_default_rule_then_best_ranked():

@@ -67,6 +67,7 @@ def test_a_study_trains_as_groups_shared_by_the_workers(app):
     assert {tuple(run["id"] for run in runs[:2]), tuple(run["id"] for run in runs[2:])} <= groups, claims
 
     _, metrics = processes.http("GET", f"{base}/api/studies/{study['id']}/metrics")
+    assert [run["run_id"] for run in metrics["runs"]] == [run["id"] for run in runs]
     for run in metrics["runs"]:
         assert [epoch["epoch"] for epoch in run["epochs"]] == [1, 2]
         assert all(0.0 <= epoch["val_accuracy"] <= 1.0 and epoch["seconds"] > 0 for epoch in run["epochs"])

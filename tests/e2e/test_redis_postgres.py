@@ -55,11 +55,12 @@ def test_a_study_trains_through_redis_into_postgres(stack, page, artifacts):
         ("he_uniform", "succeeded", 2, 2), ("zeros", "succeeded", 2, 2)]
     assert all(run["device"] == "CPU" and run["worker_host"] for run in done["runs"])
 
+    he_run, zeros_run = (run["id"] for run in done["runs"])
     _, metrics = processes.http("GET", f"{base}/api/studies/{study['id']}/metrics")
+    assert [run["run_id"] for run in metrics["runs"]] == [he_run, zeros_run]
     for run in metrics["runs"]:
         assert [epoch["epoch"] for epoch in run["epochs"]] == [1, 2]
         assert all(0.0 <= epoch["val_accuracy"] <= 1.0 and epoch["seconds"] > 0 for epoch in run["epochs"])
-    he_run, zeros_run = (run["id"] for run in done["runs"])
 
     # The worker logged one JSON line per event, each naming its run.
     lines = [json.loads(line) for line in (logs / "worker.log").read_text().splitlines() if line.startswith("{")]
@@ -102,7 +103,8 @@ def test_a_study_trains_through_redis_into_postgres(stack, page, artifacts):
     symbols = page.evaluate("""() => document.getElementById('chart-gradients').data
         .filter(t => t.meta.role === 'mean' && t.meta.group === 'zeros' && t.meta.layer === 'dense_0')
         .map(t => t.marker.symbol)""")
-    assert symbols and all(symbol == "triangle-down" for symbol in symbols[0])
+    # One mean trace, a marker for each of epochs 0, 1 and 2, each on the floor.
+    assert symbols == [["triangle-down"] * 3], symbols
     page.screenshot(path=str(artifacts / "e2e_redis_postgres_study.png"), full_page=True)
     assert page.watch.errors == [] and page.watch.external() == []
 
@@ -166,9 +168,10 @@ def test_a_grid_study_trains_each_cell_with_its_own_activation_and_depth(stack, 
     # Fused groups never mix grid cells: each claimed group shares one activation and depth.
     cell = {run["id"]: (run["activation"], run["depth"]) for run in done["runs"]}
     claims = [json.loads(line) for line in (logs / "worker.log").read_text().splitlines() if '"event":"run_claimed"' in line]
-    for claim in claims:
-        if claim["run_id"] in cell and claim["group"]:
-            assert len({cell[run_id] for run_id in claim["group"]}) == 1, claim
+    groups = [claim["group"] or [claim["run_id"]] for claim in claims if claim["run_id"] in cell]
+    assert {run_id for group in groups for run_id in group} == set(cell), claims  # every run was claimed, in a group
+    for group in groups:
+        assert len({cell[run_id] for run_id in group}) == 1, group
 
     page.goto(f"{base}/studies/{study['id']}")
     page.wait_for_function("() => !document.getElementById('grid-section').hidden", timeout=30000)
@@ -177,5 +180,6 @@ def test_a_grid_study_trains_each_cell_with_its_own_activation_and_depth(stack, 
     assert meta["rows"] == ["He normal", "Glorot (Xavier) uniform"]
     assert meta["columns"] == ["relu · 1 layer", "relu · 3 layers", "tanh · 1 layer", "tanh · 3 layers"]
     z = page.evaluate("() => document.getElementById('chart-grid').data[0].z")
+    assert [len(row) for row in z] == [4, 4], z  # 2 initializers x 4 cells
     assert all(0.0 < value <= 1.0 for row in z for value in row), z
     assert page.watch.errors == []

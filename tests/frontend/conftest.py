@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from support import processes
+from app.storage import runs as run_store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("dense_0", "dense_1", "output")
@@ -118,7 +119,7 @@ def fake_layers():
 @pytest.fixture(scope="module")
 def finished_study(live_server) -> dict:
     """2 initializers x 2 seeds, 3 epochs, 3 layers; glorot_uniform seed 0 diverges (NaN/Inf) and fails."""
-    from app.schemas import StudyCreate
+    from app.schemas.studies import StudyCreate
     from app.storage import records, studies
 
     study = studies.create_study(StudyCreate(
@@ -128,12 +129,12 @@ def finished_study(live_server) -> dict:
         training={"optimizer": "adam", "learning_rate": 0.01, "batch_size": 64, "epochs": 3},
         initializers=["he_normal", "glorot_uniform"],
         seeds=[0, 1],
-    ))
+    ))[0]
     for number, run in enumerate(study.runs):
         diverges = run.initializer == "glorot_uniform" and run.seed == 0
         rng = np.random.default_rng(number)
-        studies.claim_run(run.id, worker_host="fixture-host")
-        studies.set_device(run.id, "CPU:0")
+        run_store.claim_run(run.id, worker_host="fixture-host")
+        run_store.set_device(run.id, "CPU:0")
         scale = 1.0 if run.initializer == "he_normal" else 0.7
         for epoch in range(0, 4):
             records.record_layers(run.id, epoch, _layers(rng, scale, epoch, diverges and epoch == 3))
@@ -147,9 +148,9 @@ def finished_study(live_server) -> dict:
                 metrics.update(loss=float("nan"), accuracy=0.1, val_loss=float("inf"), val_accuracy=0.1)
             records.record_epoch(run.id, epoch, metrics)
         if diverges:
-            studies.finish_run(run.id, "failed", error="loss became NaN at epoch 3 (diverged)")
+            run_store.finish_run(run.id, "failed", error="loss became NaN at epoch 3 (diverged)")
         else:
-            studies.finish_run(run.id, "succeeded")
+            run_store.finish_run(run.id, "succeeded")
     return studies.get_study(study.id).model_dump(mode="json")
 
 

@@ -9,6 +9,7 @@ tests/artifacts/.
 from __future__ import annotations
 
 import pytest
+from app.storage import runs as run_store  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -17,7 +18,7 @@ SECTION_SHOWN = "() => !document.getElementById('failures-section').hidden"
 
 
 def new_study(name: str, initializers: list[str], epochs: int = 1):
-    from app.schemas import StudyCreate
+    from app.schemas.studies import StudyCreate
     from app.storage import studies
 
     return studies.create_study(StudyCreate(
@@ -25,22 +26,21 @@ def new_study(name: str, initializers: list[str], epochs: int = 1):
         model={"hidden_units": [32, 16], "activation": "relu"},
         training={"optimizer": "adam", "learning_rate": 0.001, "batch_size": 32, "epochs": epochs},
         initializers=initializers, seeds=[0],
-    ))
+    ))[0]
 
 
 def train(study, data_dir) -> None:
-    """Claim, train (fused) and finish every run of the study, through the worker's own sink."""
-    from app.schemas import StudyCreate
-    from app.storage import studies
-    from worker.execution import run_config
+    """Claim, train (as one group) and finish every run of the study, through the worker's own sink."""
+    from app.domain.spec import StudySpec
+    from worker.execution import run_setup
     from worker.storage_sink import StorageSink
-    from worker.training.fused import train_group
+    from worker.training.trainer import train_group
 
-    spec = StudyCreate.model_validate(study.spec)
-    runs = [studies.claim_run(run.id, worker_host=OWNER) for run in study.runs]
-    outcomes = train_group([run_config(run, spec) for run in runs], StorageSink(OWNER), data_dir=data_dir)
+    spec = StudySpec.model_validate(study.spec)
+    runs = [run_store.claim_run(run.id, worker_host=OWNER) for run in study.runs]
+    outcomes = train_group([run_setup(run, spec) for run in runs], StorageSink(OWNER), data_dir=data_dir)
     for run_id, outcome in outcomes.items():
-        studies.finish_run(run_id, outcome.status, owner=OWNER, diverged_epoch=outcome.diverged_epoch)
+        run_store.finish_run(run_id, outcome.status, owner=OWNER, diverged_epoch=outcome.diverged_epoch)
 
 
 def chips(page) -> dict[str, dict[str, str]]:

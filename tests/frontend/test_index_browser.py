@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from app.storage import runs as run_store  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +22,7 @@ def test_form_checks_before_sending_and_shows_server_errors(live_server, page, a
     posts = []
     page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
     _open_form(page, live_server)
-    from worker.training.initializers import REGISTRY
+    from app.domain.registry import REGISTRY
 
     assert page.locator("#initializer-list input[type=checkbox]").count() == len(REGISTRY)
     assert "N(0, 1/fan_in)" in page.locator("#initializer-list").inner_text()  # each initializer's formula
@@ -62,19 +63,29 @@ def test_form_checks_before_sending_and_shows_server_errors(live_server, page, a
 
 
 def test_study_list_filters_by_name_and_compares(live_server, finished_study, page, artifacts):
-    from app.schemas import StudyCreate
+    from app.schemas.studies import StudyCreate
     from app.storage import records, studies
 
     other = studies.create_study(StudyCreate(name="Second look", initializers=["he_normal", "ones"], seeds=[0],
-                                             training={"epochs": 2}))
+                                             training={"epochs": 2}))[0]
     for run in other.runs:
-        studies.claim_run(run.id)
+        run_store.claim_run(run.id)
         for epoch in (1, 2):
             records.record_epoch(run.id, epoch, {"loss": 1 / epoch, "accuracy": 0.5, "val_loss": 1 / epoch,
                                                  "val_accuracy": 0.4 + 0.1 * epoch, "seconds": 1.0})
-        studies.finish_run(run.id, "succeeded")
+        run_store.finish_run(run.id, "succeeded")
+    from app.storage import workers
+
+    workers.register_worker("initlab@hostA", "hostA", 4242, ["initlab", "initlab.probe"], 5.0)
+    workers.beat("initlab@hostA", 4242, device="CPU", current_runs=[other.runs[0].id], current_study=other.id)
     page.goto(f"{live_server}/")
     page.get_by_role("link", name="Second look").wait_for()
+    # The workers panel: the worker's host, device and what it trains, from GET /api/workers.
+    worker_row = page.locator('#workers-table tr[data-worker="initlab@hostA"]')
+    worker_row.wait_for()
+    assert "hostA" in worker_row.inner_text() and "CPU" in worker_row.inner_text()
+    assert worker_row.get_attribute("data-state") == "training"
+    assert worker_row.get_by_role("link", name=f"study {other.id}").is_visible()
     page.get_by_label("Filter by name").fill("glorot")
     page.wait_for_function("() => document.querySelectorAll('#studies-table tbody tr').length === 1")
     row = page.locator("#studies-table tbody tr")
@@ -139,3 +150,36 @@ def test_form_builds_lsuv_and_a_custom_clipped_normal(live_server, page, artifac
         study = json.load(response)
     assert [(run["initializer"], run["initializer_params"].get("clip_sigma")) for run in study["runs"]] == [
         ("uniform_fan_in", None), ("he_normal", None), ("lsuv", None), ("custom", 1.5)]
+
+
+def test_the_form_sends_a_cnn_with_batchnorm_and_fills_it_back(live_server, page):
+    _open_form(page, live_server)
+    page.get_by_label("Name", exact=True).fill("A small CNN")
+    page.get_by_label("He normal", exact=True).check()
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Family").select_option("cnn")
+    page.get_by_label("Conv channels (CNN)").fill("8, 16")
+    page.get_by_label("Pooling after each conv block (CNN)").select_option("avg")
+    page.get_by_label("Normalization").select_option("batchnorm")
+    page.get_by_label("Hidden layer widths").fill("")
+    with page.expect_response(lambda r: r.url.endswith("/api/studies") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Create study").click()
+    assert answer.value.status == 201
+    sent = answer.value.request.post_data_json["model"]
+    assert {key: sent.get(key) for key in ("family", "conv_channels", "pooling", "normalization", "hidden_units")} \
+        == {"family": "cnn", "conv_channels": [8, 16], "pooling": "avg", "normalization": "batchnorm", "hidden_units": []}
+    assert "residual" not in sent  # defaults are left out, so an MLP's body is what it always was
+    page.wait_for_url(re.compile(r"/studies/\d+$"), timeout=15000)
+    study_id = int(page.url.rsplit("/", 1)[1])
+    model = page.request.get(f"{live_server}/api/studies/{study_id}").json()["spec"]["model"]
+    assert (model["family"], model["conv_channels"], model["pooling"], model["residual"]) == ("cnn", [8, 16], "avg", False)
+    # Filled back from that body (as a preset is), the form sends the same model again.
+    _open_form(page, live_server)
+    body = page.evaluate("""async (model) => {
+        const { fillForm, readForm } = await import('/static/study_form.js');
+        const form = document.getElementById('study-form');
+        fillForm(form, { name: 'again', model, initializers: ['he_normal'] });
+        return readForm(form, []).model;
+    }""", model)
+    assert (body["family"], body["conv_channels"], body["pooling"], body["normalization"]) == ("cnn", [8, 16], "avg",
+                                                                                              "batchnorm")

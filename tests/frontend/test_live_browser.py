@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from app.storage import runs as run_store  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -54,16 +55,16 @@ def test_form_preset_to_live_study_with_cancel_and_retry(live_server, page, arti
 
     # A worker takes the first run: the bar moves with each heartbeat, pushed by the server.
     first = runs[0]
-    studies.claim_run(first, worker_host="stand-in")
-    studies.set_device(first, "CPU:0")
-    studies.heartbeat(first, batch=3, batches=10)
+    run_store.claim_run(first, worker_host="stand-in")
+    run_store.set_device(first, "CPU:0")
+    run_store.heartbeat(first, batch=3, batches=10)
     _wait_row(page, first, "tr.dataset.status === 'running' && tr.innerText.includes('batch 3/10')")
     assert float(_row(page, first).locator("progress").get_attribute("value")) == pytest.approx(0.15)
     assert page.locator("#overall-progress").is_visible()
     records.record_layers(first, 0, fake_layers(first, 0))
     records.record_epoch(first, 1, {"loss": 0.9, "accuracy": 0.7, "val_loss": 1.0, "val_accuracy": 0.68, "seconds": 2})
     records.record_layers(first, 1, fake_layers(first, 1))
-    studies.heartbeat(first, batch=5, batches=10)
+    run_store.heartbeat(first, batch=5, batches=10)
     # The charts grow without a reload: the first epoch's point, and histograms at epoch 1.
     page.wait_for_function("""() => document.getElementById('chart-val-accuracy').data
         .some(t => t.meta.role === 'mean' && t.y.length === 1 && t.y[0] === 0.68)""", timeout=10000)
@@ -75,8 +76,8 @@ def test_form_preset_to_live_study_with_cancel_and_retry(live_server, page, arti
     # Cancel the running run: it says "stopping…" until the worker, at its next check, stops.
     _row(page, first).get_by_role("button", name=re.compile(r"^Cancel run")).click()
     _wait_row(page, first, "tr.innerText.includes('stopping')")
-    assert studies.heartbeat(first) is True, "the worker's next heartbeat is told to stop"
-    studies.finish_run(first, "cancelled")
+    assert run_store.heartbeat(first) is True, "the worker's next heartbeat is told to stop"
+    run_store.finish_run(first, "cancelled")
     _wait_row(page, first, "tr.dataset.status === 'cancelled'")
     # A queued run cancels at once; Retry puts it back in the queue.
     second = runs[1]
@@ -84,13 +85,13 @@ def test_form_preset_to_live_study_with_cancel_and_retry(live_server, page, arti
     _wait_row(page, second, "tr.dataset.status === 'cancelled'")
     _row(page, second).get_by_role("button", name=re.compile(r"^Retry run")).click()
     _wait_row(page, second, "tr.dataset.status === 'queued'")
-    assert studies.get_run(second).status == "queued"
+    assert run_store.get_run(second).status == "queued"
 
     # The rest train and finish: the live feed ends with the study.
     for run_id in runs[1:]:
-        studies.claim_run(run_id)
+        run_store.claim_run(run_id)
         records.record_epoch(run_id, 1, {"loss": 0.8, "accuracy": 0.75, "val_loss": 0.9, "val_accuracy": 0.7, "seconds": 2})
-        studies.finish_run(run_id, "succeeded")
+        run_store.finish_run(run_id, "succeeded")
     page.wait_for_function("() => document.getElementById('study').dataset.live === 'false'", timeout=15000)
     assert "no longer live" in page.locator("#live-status").inner_text()
     assert page.locator("#runs-table tbody tr[data-status=succeeded]").count() == 3

@@ -1,5 +1,5 @@
-"""The signal-propagation page in a real headless Chromium against a real uvicorn server that
-probes real MNIST images: the seed-002 preset draws the three charts, and a request the server
+"""The signal-propagation page in a real headless Chromium against a real uvicorn server and a
+real worker process on the probe queue that probes real MNIST images: the seed-002 preset draws the three charts, and a request the server
 refuses comes back next to the field. Asserts on Plotly's own DOM; screenshots in tests/artifacts/.
 """
 
@@ -17,13 +17,22 @@ CHARTS = ("chart-activation", "chart-gradient", "chart-dead")
 
 
 @pytest.fixture(scope="module")
-def server(data_dir, request):
-    """live_server, started with INITLAB_DATA_DIR pointing at the real data sets."""
+def server(data_dir, request, tmp_path_factory):
+    """live_server with INITLAB_DATA_DIR pointing at the real data sets, and a probe worker beside it."""
+    from support import processes
+
     saved = os.environ.get("INITLAB_DATA_DIR")
     os.environ["INITLAB_DATA_DIR"] = str(data_dir)
+    worker = None
     try:
-        yield request.getfixturevalue("live_server")
+        url = request.getfixturevalue("live_server")
+        env = {key: os.environ[key] for key in ("INITLAB_STATE_DIR", "INITLAB_DATA_DIR")}
+        worker = processes.start(["worker", "--name", "probe-browser", "--queues", "initlab.probe"],
+                                 {**env, "INITLAB_WORKER_THREADS": "1"}, tmp_path_factory.mktemp("probe") / "worker.log")
+        yield url
     finally:
+        if worker is not None:
+            processes.stop(worker)
         if saved is None:
             os.environ.pop("INITLAB_DATA_DIR", None)
         else:
@@ -56,12 +65,17 @@ def test_seed_002_preset_draws_three_charts(server, page, artifacts):
     figures = {chart: _figure(page, chart) for chart in CHARTS}
     names = figures["chart-activation"]["names"]
     assert sorted(names) == ["He normal", "Uniform ±1/√fan_in"]
+    for chart in CHARTS[:2]:
+        assert figures[chart]["names"] == names, chart
+    # Dead ReLU units (solid) and constant units (dotted) for each initializer, named as such.
+    assert figures["chart-dead"]["names"] == [f"{name}: {what}" for name in names
+                                               for what in ("dead (ReLU)", "constant")]
     for chart, figure in figures.items():
-        assert figure["names"] == names, chart
-        assert figure["x"][0] == list(range(1, 22)), chart
+        assert all(x == list(range(1, 22)) for x in figure["x"]), chart
     assert [figures[chart]["yaxis"] for chart in CHARTS] == ["log", "log", "linear"]
-    colours = {tuple(figure["colours"]) for figure in figures.values()}
+    colours = {tuple(figure["colours"]) for figure in figures.values() if len(figure["colours"]) == 2}
     assert len(colours) == 1 and len(set(next(iter(colours)))) == 2  # one colour per initializer, on every chart
+    assert figures["chart-dead"]["colours"] == [c for c in figures["chart-activation"]["colours"] for _ in (0, 1)]
 
     # The charts carry seed 002's argument: He's line stays flat, the uniform rule's falls away.
     series = dict(zip(names, figures["chart-activation"]["y"]))

@@ -2,8 +2,9 @@
 
 A study is written through storage (he_normal; glorot_uniform within +-1 point of it per
 seed; zeros at chance), the page is opened against a real uvicorn, and the section must show
-the bootstrap CIs, the "not distinguishable" flag, the ranking, and refetch when the baseline
-or threshold changes; while a run trains it polls and picks the run up once it finishes.
+the t intervals, the paired t-test's verdict and p, the seeds needed for 80 % power, the
+ranking in tiers, the method sentence, and refetch when the baseline or threshold changes;
+while a run trains it polls and picks the run up once it finishes.
 """
 
 from __future__ import annotations
@@ -11,26 +12,27 @@ from __future__ import annotations
 import re
 
 import pytest
+from app.storage import runs as run_store  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 SEEDS = (0, 1, 2)
-NOISE = {0: 0.01, 1: -0.01, 2: 0.0}
+NOISE = {0: 0.01, 1: -0.01, 2: 0.005}
 
 
 def _write(name: str, unfinished: bool = False) -> tuple[int, int | None]:
     """he_normal 0.80 + 0.04 epoch + 0.03 seed; glorot_uniform that plus NOISE[seed]; zeros at 0.10.
     With ``unfinished``, zeros' seed 2 has trained one epoch and is still running; its id is returned."""
-    from app.schemas import StudyCreate
+    from app.schemas.studies import StudyCreate
     from app.storage import records, studies
 
     study = studies.create_study(StudyCreate(
         name=name, dataset={"name": "mnist", "train_samples": 100, "validation_samples": 50},
         model={"hidden_units": [16], "activation": "relu"}, training={"epochs": 3},
-        initializers=["zeros", "he_normal", "glorot_uniform"], seeds=list(SEEDS)))
+        initializers=["zeros", "he_normal", "glorot_uniform"], seeds=list(SEEDS)))[0]
     running = None
     for run in study.runs:
-        studies.claim_run(run.id, worker_host="test")
+        run_store.claim_run(run.id, worker_host="test")
         stop = unfinished and run.initializer == "zeros" and run.seed == 2
         for epoch in (1, 2, 3):
             accuracy = 0.10 if run.initializer == "zeros" else (
@@ -42,7 +44,7 @@ def _write(name: str, unfinished: bool = False) -> tuple[int, int | None]:
         if stop:
             running = run.id
         else:
-            studies.finish_run(run.id, "succeeded")
+            run_store.finish_run(run.id, "succeeded")
     return study.id, running
 
 
@@ -50,27 +52,43 @@ def _row(page, key: str) -> str:
     return page.locator(f"#stats-table tr[data-group='{key}']").inner_text()
 
 
-def test_stats_section_shows_cis_flag_and_refetches(live_server, page, artifacts):
+def test_stats_section_shows_t_test_tiers_seeds_needed_and_refetches(live_server, page, artifacts):
     study_id, _ = _write("stats: He vs Glorot vs zeros")
     page.goto(f"{live_server}/studies/{study_id}")
     page.wait_for_function("() => !document.getElementById('stats-section').hidden", timeout=20000)
     assert page.locator("#stats-baseline").input_value() == "he_normal"
     assert "He normal" in page.locator("#stats-baseline-note").inner_text()
     order = page.eval_on_selector_all("#stats-table tbody tr", "rows => rows.map(r => r.dataset.group)")
-    assert order == ["he_normal", "glorot_uniform", "zeros"]  # glorot's mean is he's: a tie, study order kept
+    assert order == ["glorot_uniform", "he_normal", "zeros"]  # one tier, then zeros; by mean within the tier
 
-    # Glorot: +1, -1, 0 points per seed: the CI spans 0, flagged. Zeros: 70+ points lower on every seed.
+    # Glorot: +1, -1, +0.5 points per seed: p = 0.81, the CI spans 0, flagged. Zeros: 80+ points lower on every seed.
     glorot = page.locator("#stats-table tr[data-group='glorot_uniform']")
     assert glorot.get_attribute("data-verdict") == "not distinguishable"
     assert glorot.locator(".stat-badge").inner_text() == "not distinguishable"
-    assert glorot.locator("td").nth(3).inner_text().startswith("0.00 pp")  # +1, -1, 0: mean 0
+    assert "p ≥ 0.05" in glorot.locator(".stat-badge").get_attribute("title")
+    assert glorot.locator(".stat-p").inner_text().strip() == "p = 0.81"
+    assert glorot.locator("td").nth(3).inner_text().startswith("+0.17 pp")
     low, high = _bounds(glorot.locator("td").nth(3).inner_text())
-    assert low < 0 < high
-    assert glorot.locator("td").nth(0).inner_text() == "1 (tie)"  # the same mean as he_normal
+    assert low == pytest.approx(-2.42, abs=0.01) and high == pytest.approx(2.75, abs=0.01)  # t(2) interval
+    # A gap of 0.17 points against a spread of 1.04: about 300 seeds would settle it (80 % power).
+    needed = glorot.locator(".stat-seeds")
+    assert 250 <= int(needed.inner_text()) <= 350 and "4 times in 5" in needed.get_attribute("title")
+    # Different means, one tier: the paired test cannot order glorot and he_normal, so both are rank 1.
+    assert glorot.locator("td").nth(0).inner_text() == "1 (tie)"
+    assert page.locator("#stats-table tr[data-group='he_normal'] td").nth(0).inner_text() == "1 (tie)"
+    assert page.locator("#stats-table tr[data-group='zeros'] td").nth(0).inner_text() == "3"
     he_final = page.locator("#stats-table tr[data-group='he_normal'] td").nth(2).inner_text()
     mean, ci_low, ci_high = (float(x) for x in re.findall(r"\d+\.\d+", he_final))
-    assert mean == pytest.approx(95.0) and 92.0 <= ci_low < mean < ci_high <= 98.0, he_final  # 92, 95, 98 %
-    assert page.locator("#stats-table tr[data-group='zeros'] .stat-badge").inner_text() == "lower"
+    # 92, 95, 98 %: t(2) = 4.30 standard errors, so the interval reaches past 98 and is cut at 100 %.
+    assert mean == pytest.approx(95.0) and ci_low == pytest.approx(87.55, abs=0.01) and ci_high == 100.0, he_final
+    zeros = page.locator("#stats-table tr[data-group='zeros']")
+    assert zeros.locator(".stat-badge").inner_text() == "lower" and zeros.locator(".stat-p").inner_text().strip() == "p < 0.001"
+    assert zeros.locator(".stat-seeds").inner_text() == "2"
+    assert page.locator("#stats-table tr[data-group='he_normal'] .stat-seeds").inner_text() == "–"  # the baseline
+    method = page.locator("#stats-method .stat-method").inner_text()
+    assert method.startswith("Method: Paired Student-t test") and method.count(". ") == 0, "one sentence"
+    assert "tiers" in page.locator("#stats-method .stat-ranking-rule").inner_text()
+    assert "Seeds for 80 % power" in page.locator("#stats-table thead th").nth(5).text_content()
     assert "baseline" in _row(page, "he_normal")
     # Epochs to 90 %: he_normal's seeds reach it at epochs 3, 2, 1.
     assert "2.0 (1–3)" in _row(page, "he_normal") and "3 of 3 seeds" in _row(page, "he_normal")
@@ -105,7 +123,7 @@ def _bounds(text: str) -> tuple[float, float]:
 
 
 def test_stats_section_polls_while_a_run_trains(live_server, page):
-    from app.storage import records, studies
+    from app.storage import records
 
     study_id, running = _write("stats: live", unfinished=True)
     page.goto(f"{live_server}/studies/{study_id}")
@@ -114,7 +132,7 @@ def test_stats_section_polls_while_a_run_trains(live_server, page):
     assert "still training" in page.locator("#stats-status").inner_text()
     for epoch in (2, 3):
         records.record_epoch(running, epoch, {"loss": 0.5, "accuracy": 0.1, "val_loss": 0.5, "val_accuracy": 0.1, "seconds": 1.0})
-    studies.finish_run(running, "succeeded")
+    run_store.finish_run(running, "succeeded")
     page.wait_for_function("() => document.querySelector(\"#stats-table tr[data-group='zeros'] .stat-runs\")"
                            ".textContent.startsWith('3 of 3')", timeout=15000)
     assert page.locator("#stats-status").inner_text() == ""

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from support import processes
+from app.storage import runs as run_store  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -163,7 +164,6 @@ def test_create_is_refused_until_the_dialog_gets_the_right_token(serve, page, ar
 
 
 def test_guarded_reads_load_the_study_page_and_its_live_feed(serve, page, artifacts):
-    from app.storage import studies
 
     base = serve(INITLAB_API_TOKEN=TOKEN, INITLAB_READ_REQUIRES_TOKEN="true")
     assert _request(f"{base}/api/studies")[0] == 401
@@ -186,8 +186,8 @@ def test_guarded_reads_load_the_study_page_and_its_live_feed(serve, page, artifa
 
     # A worker takes a run: the live feed (not a reload) brings its progress.
     first = study["runs"][0]["id"]
-    studies.claim_run(first, worker_host="stand-in")
-    studies.heartbeat(first, batch=3, batches=10)
+    run_store.claim_run(first, worker_host="stand-in")
+    run_store.heartbeat(first, batch=3, batches=10)
     page.wait_for_function(f"""() => {{ const tr = document.querySelector("#runs-table tr[data-run-id='{first}']");
         return tr && tr.dataset.status === 'running' && tr.innerText.includes('batch 3/10'); }}""", timeout=10000)
     page.screenshot(path=str(artifacts / "token_live_study.png"))

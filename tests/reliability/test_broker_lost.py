@@ -5,7 +5,6 @@ again; the running run finishes; every run trains exactly once."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 
@@ -13,6 +12,7 @@ import pytest
 
 from support import processes
 from support.faults import record_counts, row_counts
+from support.require import require_program
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +47,8 @@ class PrivateRedis:
 
 @pytest.fixture
 def private_redis():
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+    require_program("redis-server")  # and redis-cli, from the same Debian package
+    require_program("redis-cli")
     redis = PrivateRedis()
     yield redis
     redis.stop()

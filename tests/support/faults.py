@@ -5,17 +5,24 @@ and kept in tests/artifacts/reliability_counts.json (README.md quotes them)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 
 FILE = Path(__file__).resolve().parents[1] / "artifacts" / "reliability_counts.json"
 
 
 def record_counts(fault: str, *, submitted: int, completed: int, duplicated: int, lost: int) -> None:
+    """Add one fault's counts to the shared file; parallel test processes (pytest -n) take turns."""
     FILE.parent.mkdir(parents=True, exist_ok=True)
-    counts = json.loads(FILE.read_text()) if FILE.exists() else {}
-    counts[fault] = {"runs submitted": submitted, "completed": completed, "duplicated": duplicated, "lost": lost}
-    FILE.write_text(json.dumps(counts, indent=2))
+    with open(FILE.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        counts = json.loads(FILE.read_text()) if FILE.exists() else {}
+        counts[fault] = {"runs submitted": submitted, "completed": completed, "duplicated": duplicated, "lost": lost}
+        partial = FILE.with_suffix(".partial")
+        partial.write_text(json.dumps(counts, indent=2))
+        os.replace(partial, FILE)
     print(f"{fault}: {counts[fault]}")
 
 

@@ -1,30 +1,22 @@
-"""Shared fixtures for the training-core tests: where the real data sets live."""
+"""Shared fixtures of the worker's tests: a migrated embedded deployment with a stored study."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
 
-def find_data_dir() -> Path | None:
-    """INITLAB_DATA_DIR if set, else the shared folder next to the checkout."""
-    configured = os.environ.get("INITLAB_DATA_DIR")
-    candidates = [Path(configured)] if configured else []
-    candidates.append(Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets")
-    for candidate in candidates:
-        if (candidate / "mnist").is_dir() and (candidate / "fashion_mnist").is_dir():
-            return candidate.resolve()
-    return None
+@pytest.fixture
+def store_study(migrated):
+    """Migrate a fresh SQLite database (extra INITLAB_* settings as keyword arguments) and store a
+    study from a spec dict, as the API would after accepting it; returns the stored study."""
 
+    def store(spec: dict, **settings: str):
+        from app.domain.spec import StudySpec
+        from app.storage import studies
 
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    found = find_data_dir()
-    if found is None:
-        pytest.skip(
-            "real data sets not found: set INITLAB_DATA_DIR to a folder holding "
-            "mnist/ and fashion_mnist/ with the IDX .gz files"
-        )
-    return found
+        migrated(**settings)
+        study, created = studies.create_study(StudySpec.model_validate(spec))
+        assert created
+        return study
+
+    return store

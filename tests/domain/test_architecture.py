@@ -1,0 +1,132 @@
+"""Model families in the spec: CNNs, normalization and residual blocks, as shapes, counts and 422s.
+
+Every figure here is counted by hand from the layer shapes (Keras's Conv2D: a (kh, kw, c_in, c_out)
+kernel and c_out biases; BatchNorm and LayerNorm: a scale and an offset per channel).
+"""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.domain.layers import fans
+from app.domain.limits import StudyLimits, limit_problems
+from app.domain.memory import run_memory, statistics_memory
+from app.domain.probe import SignalProbeSpec
+from app.domain.spec import StudySpec
+
+BASE = {"initializers": ["he_normal"], "seeds": [0]}
+CNN = {"family": "cnn", "conv_channels": [16, 32], "hidden_units": [64]}
+
+
+def spec(**model) -> StudySpec:
+    return StudySpec.model_validate({**BASE, "model": model})
+
+
+def refused(model: dict, **study) -> tuple[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        StudySpec.model_validate({**BASE, **study, "model": model})
+    (error,) = caught.value.errors()
+    return ".".join(str(part) for part in error["loc"]), error["msg"]
+
+
+def test_the_default_mlp_is_what_it_always_was():
+    mlp = spec()
+    assert mlp.layer_shapes() == [("dense_0", 784, 128), ("dense_1", 128, 64), ("output", 64, 10)]
+    assert mlp.parameter_count() == 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
+    setup = mlp.setup(1, mlp.initializers[0], 0)
+    assert (setup.family, setup.conv_channels, setup.normalization, setup.residual) == ("mlp", (), "none", False)
+    assert setup.depth == 2 and setup.kernel_of(2).id == "he_normal"
+
+
+def test_a_cnn_has_conv_kernels_with_keras_fans_then_its_dense_head():
+    cnn = spec(**CNN)
+    assert cnn.model.kernel_size == 3 and cnn.model.pooling == "max"
+    assert cnn.kernel_shapes() == [("conv_0", (3, 3, 1, 16)), ("conv_1", (3, 3, 16, 32)),
+                                   ("dense_0", (7 * 7 * 32, 64)), ("output", (64, 10))]
+    assert fans((3, 3, 16, 32)) == (3 * 3 * 16, 3 * 3 * 32)
+    assert cnn.layer_shapes()[1] == ("conv_1", 144, 32)
+    assert cnn.parameter_count() == (9 * 16 + 16) + (9 * 16 * 32 + 32) + (1568 * 64 + 64) + (64 * 10 + 10) == 105_866
+    # No pooling keeps 28×28: the head sees 28·28·32 features.
+    assert spec(**CNN, pooling="none").kernel_shapes()[2] == ("dense_0", (28 * 28 * 32, 64))
+    # An empty head: the output layer reads the pooled image directly.
+    assert spec(family="cnn", conv_channels=[8], hidden_units=[]).kernel_shapes()[-1] == ("output", (14 * 14 * 8, 10))
+
+
+def test_normalization_layers_are_named_by_their_hidden_layer_and_counted():
+    cnn = spec(**CNN, normalization="batchnorm")
+    assert [hidden.norm for hidden in cnn.architecture().hidden] == ["bn_0", "bn_1", "bn_2"]
+    # Each normalized layer gains a scale and an offset per channel; before a BatchNorm it has no bias.
+    assert cnn.parameter_count() == 105_866 - (16 + 32 + 64) + 2 * (16 + 32 + 64)
+    assert [layer.bias for layer in cnn.architecture().weighted()] == [False, False, False, True]
+    mlp = spec(hidden_units=[32, 16], normalization="layernorm")
+    assert [hidden.norm for hidden in mlp.architecture().hidden] == ["ln_0", "ln_1"]
+    assert mlp.parameter_count() == spec(hidden_units=[32, 16]).parameter_count() + 2 * (32 + 16)
+
+
+def test_residual_blocks_project_only_where_shapes_differ():
+    mlp = spec(hidden_units=[32, 32, 32, 16, 16], residual=True)
+    blocks = mlp.architecture().blocks
+    assert [[h.layer.name for h in block.layers] for block in blocks] == [["dense_0"], ["dense_1", "dense_2"],
+                                                                         ["dense_3", "dense_4"]]
+    assert [block.projection for block in blocks[:2]] == [None, None]
+    assert blocks[2].projection.name == "proj_3" and blocks[2].projection.kernel_shape == (32, 16)
+    assert mlp.parameter_count() == (784 * 32 + 32) + 2 * (32 * 32 + 32) + (32 * 16 + 16) + (16 * 16 + 16) \
+        + (32 * 16 + 16) + (16 * 10 + 10)
+    cnn = spec(family="cnn", conv_channels=[8, 16, 16], hidden_units=[], residual=True)
+    assert dict(cnn.kernel_shapes())["proj_1"] == (1, 1, 8, 16)
+    # A grid depth counts hidden blocks: 3 blocks of a residual MLP are 1 + 2 + 2 layers.
+    grid = StudySpec.model_validate({**BASE, "depths": [3], "model": {"hidden_units": [8, 8, 8], "residual": True}})
+    assert len(grid.setup(1, grid.initializers[0], 0, depth=3).hidden_units) == 5
+
+
+@pytest.mark.parametrize("model, field, words", [
+    ({"conv_channels": [8]}, "model.conv_channels", "only with family cnn"),
+    ({"pooling": "avg"}, "model.pooling", "only with family cnn"),
+    ({"family": "cnn"}, "model.conv_channels", "at least one convolution"),
+    ({"family": "cnn", "conv_channels": [8], "kernel_size": 4}, "model.kernel_size", "odd"),
+    ({"family": "cnn", "conv_channels": [4] * 5}, "model.conv_channels", "at most 4 blocks with pooling"),
+    ({"hidden_units": [8, 8], "residual": True}, "model.hidden_units", "odd number of layers"),
+    ({"hidden_units": []}, "model.hidden_units", "at least one hidden layer"),
+    ({"normalization": "groupnorm"}, "model.normalization", "'none', 'batchnorm' or 'layernorm'"),
+])
+def test_bad_combinations_name_the_field_and_the_rule(model, field, words):
+    where, message = refused(model)
+    assert where == field and words in message
+
+
+def test_grid_depths_and_lsuv_are_checked_against_the_family():
+    where, message = refused({"family": "cnn", "conv_channels": [8]}, depths=[2, 5])
+    assert where == "depths" and "at most 4" in message
+    assert spec(family="cnn", conv_channels=[4] * 5, pooling="none").parameter_count() > 0
+    where, message = refused({"normalization": "batchnorm"}, initializers=["lsuv"])
+    assert where == "initializers" and "plain mlp" in message
+
+
+def test_limits_cover_conv_layers_channels_and_parameters():
+    limits = StudyLimits(max_hidden_layers=4, max_hidden_units=256, max_epochs=10, max_runs_per_study=8, max_seeds=3,
+                         max_train_samples=1000, max_parameters=150_000, max_conv_layers=2, max_conv_channels=32)
+    assert limit_problems(spec(**CNN), limits) == []
+    wide = spec(family="cnn", conv_channels=[64, 8, 8], pooling="none", hidden_units=[])
+    assert [field for field, _ in limit_problems(wide, limits)] == ["model.conv_channels", "model.conv_channels"]
+    big = spec(family="cnn", conv_channels=[32], pooling="none", hidden_units=[])
+    ((field, message),) = limit_problems(big, limits)
+    assert field == "model.conv_channels" and "251,210 parameters" in message  # 28·28·32·10 + 10 + 9·32 + 32
+
+
+def test_memory_counts_conv_outputs_and_kernels():
+    cnn = spec(**CNN)
+    plain = spec(hidden_units=[64])
+    # Per sample: each conv output and its pooled copy, then the head's 64 units.
+    assert cnn.architecture().activation_values() == 28 * 28 * 16 + 14 * 14 * 16 + 14 * 14 * 32 + 7 * 7 * 32 + 64
+    assert run_memory(cnn).activations > run_memory(plain).activations
+    assert statistics_memory(cnn) == 1568 * 64 * 16  # the largest kernel: the head's
+
+
+def test_the_signal_probe_refuses_what_it_cannot_measure_and_keeps_its_keys():
+    with pytest.raises(ValidationError) as caught:
+        SignalProbeSpec.model_validate({"initializers": ["he_normal"], "model": {"normalization": "batchnorm"}})
+    assert caught.value.errors()[0]["loc"] == ("model", "normalization")
+    # The key a plain question had before model families existed (computed at commit 77593db).
+    plain = SignalProbeSpec.model_validate({"initializers": ["he_normal"]})
+    assert plain.key() == "fc4a6f5a394173ae03ba6d1d9f573112d7a9223fc115b29680e87acaecde7bb6"

@@ -1,0 +1,115 @@
+"""The storage layer against a real PostgreSQL, migrated by Alembic."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from app.schemas.studies import StudyCreate
+from app.storage import runs as run_store  # noqa: E402
+
+
+@pytest.fixture
+def pg(migrated, postgres_url, tmp_path):
+    migrated(INITLAB_DATABASE_URL=postgres_url)
+    from sqlalchemy import text
+
+    from app.storage.db import get_engine
+
+    with get_engine().begin() as connection:  # the session database is shared by this file's tests
+        connection.execute(text("TRUNCATE studies, runs, epoch_metrics, layer_stats RESTART IDENTITY CASCADE"))
+    return postgres_url
+
+
+def _study():
+    from app.storage import studies
+
+    spec = StudyCreate(name="pg", initializers=["he_normal", "zeros"], seeds=[3, 4],
+                       training={"epochs": 2}, dataset={"name": "mnist", "train_samples": 100})
+    return studies.create_study(spec)[0]
+
+
+def _layer(kind: str, value: float) -> dict:
+    return {"layer": "dense_0", "index": 0, "kind": kind, "mean": value, "std": 0.1, "min": -1.0, "max": 1.0,
+            "l2": 2.0, "nonfinite": 0, "edges": [-1.0, 0.0, 1.0], "counts": [3, 4]}
+
+
+def test_claim_is_atomic_and_clears_an_earlier_attempt(pg):
+    from app.storage import records
+
+    run_id = _study().runs[0].id
+    assert run_store.claim_run(run_id, "host:1").status == "running"
+    assert run_store.claim_run(run_id, "host:2") is None  # a second worker gets nothing
+    records.record_epoch(run_id, 1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4, "seconds": 1})
+    assert run_store.release_run(run_id, "worker stopped")
+    again = run_store.claim_run(run_id, "host:3")
+    assert again.attempts == 2 and again.worker_host == "host:3"
+    assert records.study_metrics(again.study_id).runs[0].epochs == []  # earlier epochs replaced, not duplicated
+
+
+def test_rewriting_an_epoch_never_duplicates_rows_and_keeps_nan(pg):
+    from sqlalchemy import func, select
+
+    from app.storage import records
+    from app.storage.db import session_scope
+    from app.storage.models import EpochMetric, LayerStat
+
+    run_id = _study().runs[1].id
+    run_store.claim_run(run_id)
+    for _ in range(2):
+        records.record_epoch(run_id, 1, {"loss": float("nan"), "accuracy": 0.1, "val_loss": float("inf"),
+                                         "val_accuracy": 0.1, "seconds": 0.2})
+        records.record_layers(run_id, 0, [_layer("kernel", float("nan")), _layer("bias", 0.0), _layer("gradient", 0.5)])
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(EpochMetric)) == 1
+        assert session.scalar(select(func.count()).select_from(LayerStat)) == 3
+    epoch = records.study_metrics(_study_id(run_id)).runs[1].epochs[0]
+    assert math.isnan(epoch.loss) and math.isinf(epoch.val_loss)
+    layers = records.run_layers(run_id, 0)
+    assert layers.available_epochs == [0]
+    assert math.isnan(layers.layers[0].kernel.mean) and layers.layers[0].gradient.norm == 2.0
+    assert layers.layers[0].kernel.counts == [3, 4]
+
+
+def _study_id(run_id: int) -> int:
+
+    return run_store.get_run(run_id).study_id
+
+
+def test_cancel_retry_and_orphan_detection(pg):
+    from app.storage import studies
+
+    study = _study()
+    queued, running = study.runs[0].id, study.runs[1].id
+    run_store.claim_run(running)
+    run_store.request_cancel([queued, running])
+    assert run_store.get_run(queued).status == "cancelled"
+    assert run_store.heartbeat(running, batch=1, batches=10) is True  # the worker is told to stop
+    run_store.finish_run(running, "cancelled")
+    assert run_store.reset_for_retry(running) and run_store.get_run(running).status == "queued"
+    assert not run_store.reset_for_retry(running)  # only failed or cancelled runs are retried
+    run_store.claim_run(running)
+    assert run_store.stale_running_runs(timedelta(seconds=60)) == []
+    assert run_store.stale_running_runs(timedelta(seconds=-1)) == [running]
+    listed = studies.list_studies(name_contains="p")
+    assert listed[0].run_counts == {"cancelled": 1, "running": 1, "queued": 2}
+
+
+def test_release_settles_a_pending_cancel_and_a_retry_resets_the_attempts(pg):
+    """release_run's one UPDATE reads cancel_requested before clearing it, on PostgreSQL too."""
+    study = _study()
+    flagged, plain, failing = (run.id for run in study.runs[:3])
+    for run_id in (flagged, plain, failing):
+        run_store.claim_run(run_id, "host:1")
+    run_store.request_cancel([flagged])
+    assert run_store.release_run(flagged, "worker stopped", owner="host:1") == "cancelled"
+    assert run_store.release_run(plain, "worker stopped", owner="host:1") == "queued"
+    assert run_store.release_run(failing, "worker lost", fail_with="lost for good") == "failed"
+    assert run_store.release_run(plain, "again") is None  # no longer running
+    assert [(r.status, r.error) for r in map(run_store.get_run, (flagged, plain, failing))] == [
+        ("cancelled", "cancelled; its worker stopped before it could finish"), ("queued", "worker stopped"),
+        ("failed", "lost for good")]
+    assert run_store.claim_run(plain, "host:2").attempts == 2
+    assert run_store.reset_for_retry(flagged) and run_store.get_run(flagged).attempts == 0

@@ -1,0 +1,119 @@
+"""CNNs, normalization and residual blocks: fused runs equal their lone runs, and every layer is recorded.
+
+Real tiny trainings (300 Fashion-MNIST images, 2 epochs, a few channels), as test_groups.py
+does for the MLP: the same runs trained together and each in a group of its own, compared
+epoch by epoch and layer by layer (within 1e-4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.domain.spec import RunSetup, run_setup
+from support.fused import assert_same_epochs, assert_same_layers
+from worker.training.sink import MemorySink
+from worker.training.trainer import train_group
+
+pytestmark = pytest.mark.slow
+
+CNN = dict(family="cnn", conv_channels=[4, 8], hidden_units=[16])
+
+
+def config(run_id: int, seed: int, initializer: str = "glorot_uniform", **overrides) -> RunSetup:
+    settings = dict(run_id=run_id, seed=seed, dataset="fashion_mnist", train_samples=300, validation_samples=200,
+                    epochs=2, batch_size=32, learning_rate=0.01, initializer=initializer)
+    settings.update(overrides)
+    return run_setup(**settings)
+
+
+@pytest.fixture(scope="module")
+def data(data_dir):
+    from worker.training.datasets import prepare_data
+
+    return prepare_data("fashion_mnist", 300, 200, data_dir)
+
+
+def fused_and_alone(runs: list[RunSetup], data) -> tuple[MemorySink, MemorySink, dict]:
+    fused = MemorySink()
+    outcomes = train_group(runs, fused, data=data)
+    alone = MemorySink()
+    for run in runs:
+        train_group([run], alone, data=data)
+    return fused, alone, outcomes
+
+
+@pytest.mark.parametrize("model", [
+    pytest.param(CNN, id="cnn"),
+    pytest.param(dict(CNN, pooling="avg", normalization="batchnorm"), id="cnn-batchnorm-avg"),
+    pytest.param(dict(CNN, normalization="batchnorm", dropout=0.2), id="cnn-batchnorm-dropout"),
+    pytest.param(dict(hidden_units=[32, 16], normalization="batchnorm", dropout=0.2), id="mlp-batchnorm-dropout"),
+    pytest.param(dict(hidden_units=[32, 16], normalization="layernorm"), id="mlp-layernorm"),
+    pytest.param(dict(hidden_units=[32, 32, 16], residual=True), id="mlp-residual-projection"),
+    pytest.param(dict(family="cnn", conv_channels=[4, 8, 8], hidden_units=[], residual=True,
+                      normalization="layernorm", pooling="none"), id="cnn-residual-layernorm"),
+])
+def test_fused_runs_equal_their_separate_runs(data, model):
+    # A zero output kernel makes every earlier gradient start at exactly zero. Behind a
+    # BatchNorm, whose gradients have components that are zero but for rounding, Adam (which
+    # divides each gradient by its own running size) then takes steps from rounding alone,
+    # and a group's rounding is not a lone run's: more than 1e-4 apart after 2 epochs. So the
+    # normalized cases start their third run from a drawn output kernel instead.
+    output = "zeros" if model.get("normalization", "none") == "none" else "glorot_normal"
+    runs = [config(1, 0, "glorot_uniform", **model), config(2, 1, "he_normal", **model),
+            config(3, 2, "lecun_uniform", output_initializer=output, **model)]
+    fused, alone, outcomes = fused_and_alone(runs, data)
+    assert {run_id: outcome.status for run_id, outcome in outcomes.items()} == dict.fromkeys((1, 2, 3), "succeeded")
+    for run in runs:
+        assert_same_epochs(fused, alone, run.run_id)
+        assert_same_layers(fused, alone, run.run_id)
+    expected = [name for name, _ in run_setup_kernels(runs[0])]
+    assert [r["layer"] for r in fused.layers[1][0] if r["kind"] == "kernel"] == expected
+    # The runs did learn (above chance) and differ from one another.
+    assert max(fused.epochs[1][-1]["val_accuracy"], fused.epochs[2][-1]["val_accuracy"]) > 0.2
+    assert fused.epochs[1][-1]["loss"] != fused.epochs[2][-1]["loss"]
+
+
+def run_setup_kernels(setup: RunSetup) -> list[tuple[str, tuple[int, ...]]]:
+    return [(layer.name, layer.kernel_shape) for layer in setup.architecture().weighted()]
+
+
+def test_conv_kernels_are_drawn_with_keras_conv_fans_and_recorded_whole(data):
+    from worker.training.layers import rows_variable
+    from worker.training.model import build_network, weighted_layers
+
+    runs = [config(1, 0, "he_normal", **CNN), config(2, 1, "glorot_uniform", **CNN)]
+    model = build_network(runs, *rows_variable(data.x_train, data.x_val))
+    conv_1 = {layer.name: layer for layer in weighted_layers(model)}["conv_1"]
+    kernel = np.asarray(conv_1.kernel)
+    assert kernel.shape == (2, 3, 3, 4, 8)
+    # He normal: σ = sqrt(2 / fan_in), fan_in = 3·3·4 = 36 (a Dense-style fan of 4 would give 0.71).
+    assert np.std(kernel[0]) == pytest.approx(np.sqrt(2 / 36), rel=0.25)
+    # Glorot uniform: limit sqrt(6 / (fan_in + fan_out)) = sqrt(6 / (36 + 72)).
+    assert np.abs(kernel[1]).max() <= np.sqrt(6 / 108) + 1e-6
+    assert np.abs(kernel[1]).max() > 0.8 * np.sqrt(6 / 108)
+    sink = MemorySink()
+    train_group(runs[:1], sink, data=data)
+    records = {(r["layer"], r["kind"]): r for r in sink.layers[1][0]}
+    assert sum(records[("conv_1", "kernel")]["counts"]) == 3 * 3 * 4 * 8
+    assert sum(records[("conv_1", "gradient")]["counts"]) == 3 * 3 * 4 * 8
+    assert records[("conv_1", "gradient")]["norm"] > 0
+    assert sink.diagnostics[1][0] == []  # unit diagnostics are for plain MLPs only (see recorder.py)
+
+
+def test_batchnorm_keeps_each_runs_moving_statistics(data):
+    from worker.training.layers import rows_variable
+    from worker.training.model import build_network
+
+    runs = [config(1, 0, "he_normal", hidden_units=[8], normalization="batchnorm"),
+            config(2, 1, "random_uniform", initializer_params={"minval": 0.0, "maxval": 1.0}, hidden_units=[8],
+                   normalization="batchnorm")]
+    model = build_network(runs, *rows_variable(data.x_train, data.x_val))
+    norm = model.get_layer("bn_0")
+    index = np.stack([np.arange(64), np.arange(64)], axis=1).astype(np.int32)
+    model(index, training=True)
+    moving = np.asarray(norm.moving_mean)
+    # Each run's moving mean moved by 1 % towards its own batch mean: a [0, 1] uniform kernel's
+    # pre-activations are large and positive, a He kernel's centred near 0.
+    assert moving.shape == (2, 8)
+    assert np.all(moving[1] > 0.01) and np.abs(moving[0]).mean() < np.abs(moving[1]).mean() / 3
