@@ -38,5 +38,7 @@ system-deps:
 	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "missing:$$missing -- the tests that need them will be skipped"; fi; fi
 
+PYTEST_ARGS ?= -n 3 --dist loadfile
+
 test: venv system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

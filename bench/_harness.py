@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worker.training.datasets import PreparedData, prepare_data  # noqa: E402
-from worker.training.trainer import RunConfig  # noqa: E402
+from app.domain.spec import RunSetup, run_setup  # noqa: E402
 
 
 def parse_args(description: str) -> argparse.Namespace:
@@ -46,10 +46,10 @@ def load(args: argparse.Namespace) -> PreparedData:
     return prepare_data(args.dataset, args.train_samples, args.validation_samples, args.data_dir)
 
 
-def run_config(args: argparse.Namespace, run_id: int = 1) -> RunConfig:
+def run_config(args: argparse.Namespace, run_id: int = 1) -> RunSetup:
     """Seed 001's model: ReLU MLP, Keras's default init, Adam at its default rate."""
-    return RunConfig(
-        run_id=run_id, seed=1, dataset=args.dataset, hidden_units=list(args.hidden),
+    return run_setup(
+        run_id, 1, dataset=args.dataset, hidden_units=list(args.hidden),
         activation="relu", optimizer="adam", learning_rate=0.001,
         batch_size=args.batch_size, epochs=args.epochs, initializer="keras_default",
     )

@@ -9,7 +9,10 @@ gradient summaries with 64-bin histograms and 129 quantiles each), then:
    and reports p50 / p95 and the size of each answer;
 2. opens the study page in headless Chromium (Debian's, through Playwright) in fresh
    browser contexts and reads when the first chart was drawn (the page records
-   performance.now() after Plotly has drawn the validation-accuracy chart).
+   performance.now(), i.e. the time since navigation start, after Plotly has drawn the
+   validation-accuracy chart): "cold" is a context's first visit (empty cache), "warm" the
+   same context's second visit (the hashed, immutable static files come from its cache).
+   It also sums the bytes each visit moved (Resource Timing transferSize).
 
 The tensors behind the summaries are 4096 values each: a summary has the same size
 whatever the tensor, so the dashboard's work does not depend on it, and writing the
@@ -17,6 +20,7 @@ study takes seconds instead of minutes. Prints the figures; the last line is the
 
     python bench/dashboard_speed.py                    # SQLite in a temporary folder
     python bench/dashboard_speed.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    python bench/dashboard_speed.py --pages-only        # only the page loads (issue 14 goal 3)
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=40, help="timed requests per endpoint")
     parser.add_argument("--page-loads", type=int, default=5, help="fresh browser contexts opening the page")
+    parser.add_argument("--pages-only", action="store_true", help="skip the endpoint timings")
     parser.add_argument("--chromium", default=os.environ.get("INITLAB_CHROMIUM", "/usr/bin/chromium"))
     return parser.parse_args()
 
@@ -53,17 +58,17 @@ def write_study(epochs: int, seeds: int) -> tuple[int, int]:
     """The big study, written through app.storage; returns (study id, a run id)."""
     import numpy as np
 
-    from app.schemas import StudyCreate
-    from app.storage import records, studies
+    from app.schemas.studies import StudyCreate
+    from app.storage import records, runs, studies
     from worker.training.stats import gradient_summary, tensor_summary
 
-    study = studies.create_study(StudyCreate(
+    study, _ = studies.create_study(StudyCreate(
         name="bench: 64 runs x 50 epochs", dataset={"name": "mnist"}, model={"hidden_units": [256, 128, 64]},
         training={"epochs": epochs}, initializers=INITIALIZERS, seeds=list(range(seeds))))
     layers = ["dense_0", "dense_1", "dense_2", "output"]
     for number, run in enumerate(study.runs):
         rng = np.random.default_rng(number)
-        studies.claim_run(run.id, worker_host="bench")
+        runs.claim_run(run.id, worker_host="bench")
         scale = 0.01 + 0.01 * (number // seeds)
         for epoch in range(epochs + 1):
             rows = []
@@ -78,7 +83,7 @@ def write_study(epochs: int, seeds: int) -> tuple[int, int]:
                 records.record_epoch(run.id, epoch, {"loss": 1.5 * 0.95 ** epoch, "accuracy": accuracy,
                                                      "val_loss": 1.6 * 0.95 ** epoch, "val_accuracy": accuracy - 0.02,
                                                      "seconds": 1.0 + 0.01 * number})
-        studies.finish_run(run.id, "succeeded")
+        runs.finish_run(run.id, "succeeded")
     return study.id, study.runs[0].id
 
 
@@ -108,7 +113,7 @@ def time_in_process(paths: dict[str, str], repeats: int) -> tuple[dict[str, list
 
     The first request of each endpoint is reported apart ("cold"): it pays for SQLite's page
     cache and, for gradients and histograms, for reading every run's aggregates into the
-    in-memory cache (app/api/dashboard_cache.py), once per server process and study.
+    in-memory cache (app/dashboard/cache.py), once per server process and study.
     """
     from fastapi.testclient import TestClient
 
@@ -116,7 +121,7 @@ def time_in_process(paths: dict[str, str], repeats: int) -> tuple[dict[str, list
 
     timings: dict[str, list[float]] = {}
     cold: dict[str, float] = {}
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), base_url="http://localhost") as client:
         for name, path in paths.items():
             start = time.perf_counter()
             client.get(path)
@@ -144,21 +149,44 @@ def time_over_http(base: str, paths: dict[str, str], repeats: int) -> dict[str, 
     return results
 
 
-def first_chart_times(base: str, study_id: int, loads: int, chromium: str) -> list[float]:
+# Per visit: bytes moved (Resource Timing transferSize), when plotly.js had arrived and when the
+# deferred scripts had run (DOMContentLoaded), both in ms since navigation start.
+VISIT = """() => {
+  const nav = performance.getEntriesByType('navigation')[0], resources = performance.getEntriesByType('resource');
+  const plotly = resources.find(entry => entry.name.includes('plotly'));
+  return {bytes: [nav, ...resources].reduce((sum, entry) => sum + (entry.transferSize || 0), 0),
+          plotly: plotly ? plotly.responseEnd : 0, dcl: nav.domContentLoadedEventEnd};
+}"""
+
+
+def _visit(page, url: str) -> dict[str, float]:
+    """One navigation: ms from navigation start to the first chart drawn, and VISIT's figures."""
+    page.goto(url)
+    page.wait_for_function("() => document.getElementById('study').dataset.ready === 'true'", timeout=60000)
+    return {"chart": float(page.evaluate("document.getElementById('study').dataset.firstChart")), **page.evaluate(VISIT)}
+
+
+def first_chart_times(base: str, study_id: int, loads: int, chromium: str) -> dict[str, list[dict[str, float]]]:
+    """Per fresh context, a cold visit (nothing cached) and then a warm one (the same context again)."""
     from playwright.sync_api import sync_playwright
 
-    found = []
+    found: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         for _ in range(loads):
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = context.new_page()
-            page.goto(f"{base}/studies/{study_id}")
-            page.wait_for_function("() => document.getElementById('study').dataset.ready === 'true'", timeout=60000)
-            found.append(float(page.evaluate("document.getElementById('study').dataset.firstChart")))
+            found["cold"].append(_visit(page, f"{base}/studies/{study_id}"))
+            found["warm"].append(_visit(page, f"{base}/studies/{study_id}"))
             context.close()
         browser.close()
     return found
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown CPU")
+    return f"{model}, {os.cpu_count()} cores, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
 
 
 def main() -> None:
@@ -175,7 +203,7 @@ def main() -> None:
           f"in {time.perf_counter() - started:.0f} s ({args.database_url or 'SQLite'})")
     paths = endpoints(study_id, run_id, args.epochs)
 
-    in_process, cold = time_in_process(paths, args.repeats)
+    in_process, cold = ({}, {}) if args.pages_only else time_in_process(paths, args.repeats)
     port = 8799
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
                               cwd=ROOT, env=env)
@@ -187,25 +215,32 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        over_http = time_over_http(base, paths, args.repeats)
+        over_http = {} if args.pages_only else time_over_http(base, paths, args.repeats)
         loads = first_chart_times(base, study_id, args.page_loads, args.chromium)
     finally:
         server.terminate()
         server.wait()
-    print(f"{'endpoint':<22} {'cold':>8} {'in-process p50':>15} {'p95':>8} {'HTTP p50':>10} {'p95':>8} {'bytes':>10}")
     worst_p95, worst_size = 0.0, 0
-    for name in paths:
+    if not args.pages_only:
+        print(f"{'endpoint':<22} {'cold':>8} {'in-process p50':>15} {'p95':>8} {'HTTP p50':>10} {'p95':>8} {'bytes':>10}")
+    for name in over_http:
         times, size = over_http[name]
         p95 = percentile(in_process[name], 0.95)
         if not name.startswith("events"):  # a stream, timed to its end; not one of the chart endpoints
             worst_p95, worst_size = max(worst_p95, p95), max(worst_size, size)
         print(f"{name:<22} {cold[name]:5.0f} ms {statistics.median(in_process[name]):12.1f} ms {p95:6.1f} ms "
               f"{statistics.median(times):7.1f} ms {percentile(times, 0.95):6.1f} ms {size:10,d}")
-    print(f"first chart after navigation, {len(loads)} fresh contexts: "
-          + ", ".join(f"{value:.0f}" for value in loads) + " ms")
-    print(f"dashboard_p95_ms={worst_p95:.1f} max_response_kb={worst_size / 1024:.0f} "
-          f"first_chart_ms_first_load={loads[0]:.0f} first_chart_ms_median={statistics.median(loads):.0f}")
-
+    for kind, visits in loads.items():
+        median = {key: statistics.median(visit[key] for visit in visits) for key in ("plotly", "dcl", "bytes")}
+        print(f"first chart after navigation, {kind}, {len(visits)} fresh contexts: "
+              + ", ".join(f"{visit['chart']:.0f}" for visit in visits) + f" ms (medians: plotly.js in at "
+              f"{median['plotly']:.0f} ms, scripts run by {median['dcl']:.0f} ms, {median['bytes'] / 1024:.0f} kB moved)")
+    print(f"machine: {machine()}")
+    cold_ms, warm_ms = ([visit["chart"] for visit in loads[kind]] for kind in ("cold", "warm"))
+    endpoint_figures = "" if args.pages_only else f"dashboard_p95_ms={worst_p95:.1f} max_response_kb={worst_size / 1024:.0f} "
+    print(f"{endpoint_figures}first_chart_cold_ms_median={statistics.median(cold_ms):.0f} "
+          f"first_chart_cold_ms_max={max(cold_ms):.0f} first_chart_warm_ms_median={statistics.median(warm_ms):.0f} "
+          f"first_chart_warm_ms_max={max(warm_ms):.0f}")
 
 if __name__ == "__main__":
     main()

@@ -1,8 +1,9 @@
 """What initlab costs over a plain Keras ``model.fit`` of the same model and data.
 
 Plain side: the few lines a user would write (seed 001's model, default initializer,
-Adam, validation on the test split). initlab side: ``train_run`` with its recorder and a
-``MemorySink``, given the same prepared arrays so data loading is excluded on both.
+Adam, validation on the test split). initlab side: the run as a group of one
+(``train_group``, the one training path) with its recorder and a ``MemorySink``, given the
+same prepared arrays so data loading is excluded on both.
 Prints the figures, then a last line ``overhead_pct=...`` (initlab over plain: median of
 the per-repeat wall-time ratios, in %); ``overhead_cpu_pct`` is the same for CPU time.
 
@@ -17,7 +18,7 @@ from _harness import (
 )
 
 from worker.training.sink import MemorySink
-from worker.training.trainer import train_run
+from worker.training.trainer import train_group
 
 
 def plain_keras_fit(args, data):
@@ -44,13 +45,13 @@ def main() -> None:
     times = time_alternating(
         {
             "plain keras fit": lambda: plain_keras_fit(args, data),
-            "initlab train_run": lambda: train_run(config, MemorySink(), data=data),
+            "initlab group of one": lambda: train_group([config], MemorySink(), data=data),
         },
         args.repeats,
     )
-    plain, initlab = times["plain keras fit"], times["initlab train_run"]
-    print(f"plain keras fit    {plain.summary()}")
-    print(f"initlab train_run  {initlab.summary()}")
+    plain, initlab = times["plain keras fit"], times["initlab group of one"]
+    print(f"plain keras fit       {plain.summary()}")
+    print(f"initlab group of one  {initlab.summary()}")
     overhead = report_ratio("initlab / plain", plain, initlab)
     print(f"overhead_pct={overhead:.2f}")
 

@@ -1,4 +1,4 @@
-"""What recording costs in a fused group: ``train_group`` with its recorder against without.
+"""What recording costs in a group: ``train_group`` with its recorder against without (``--runs 1``: a lone run).
 
 Both sides train the same group (seed 001's model and schemes, seeds 0, 1, ...) on the
 same prepared arrays; the only difference is the ``GroupRecorder`` callback (epoch-0 and
@@ -20,10 +20,11 @@ from pathlib import Path
 
 from _harness import describe_machine, median, report_ratio, time_alternating, time_hooks
 
-from worker.training import fused
+from app.domain.spec import run_setup
 from worker.training.datasets import prepare_data
+from worker.training.recorder import GroupRecorder
 from worker.training.sink import MemorySink
-from worker.training.trainer import RunConfig
+from worker.training.trainer import train_group
 
 HOOKS = ("record_initial", "on_epoch_begin", "on_train_batch_begin", "on_epoch_end")
 SCHEMES = [("zeros", {}), ("random_normal", {"stddev": 0.01}), ("glorot_uniform", {}), ("he_uniform", {})]
@@ -31,7 +32,7 @@ SCHEMES = [("zeros", {}), ("random_normal", {"stddev": 0.01}), ("glorot_uniform"
 
 def time_recorder_hooks() -> dict[str, float]:
     """Wrap the recorder's hooks with timers; returns the live per-hook totals (seconds)."""
-    return time_hooks(fused.GroupRecorder, HOOKS)
+    return time_hooks(GroupRecorder, HOOKS)
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     data = prepare_data("mnist", args.train_samples, None, args.data_dir)
     configs = [
-        RunConfig(run_id=index + 1, seed=index // len(SCHEMES), dataset="mnist", train_samples=args.train_samples,
+        run_setup(index + 1, index // len(SCHEMES), dataset="mnist", train_samples=args.train_samples,
                   hidden_units=[128, 64], epochs=args.epochs, batch_size=128,
                   initializer=SCHEMES[index % len(SCHEMES)][0], initializer_params=SCHEMES[index % len(SCHEMES)][1],
                   output_initializer="glorot_uniform")
@@ -61,8 +62,8 @@ def main() -> None:
 
     times = time_alternating(
         {
-            "train_group without recorder": lambda: fused.train_group(configs, MemorySink(), data=data, record=False),
-            "train_group with recorder": lambda: fused.train_group(configs, MemorySink(), data=data),
+            "train_group without recorder": lambda: train_group(configs, MemorySink(), data=data, record=False),
+            "train_group with recorder": lambda: train_group(configs, MemorySink(), data=data),
         },
         args.repeats,
         after_warmup=forget_warmup,

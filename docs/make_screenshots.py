@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +57,9 @@ def http(method: str, url: str, body=None):
         return response.read(), response.headers
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def running_app():
+    """``initlab up`` on a fresh state dir and a free port, stopped on exit; yields its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -74,20 +76,46 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(1)
-        started = time.monotonic()
-        study = json.loads(http("POST", f"{base}/api/studies", STUDY)[0])
-        while True:
-            now = json.loads(http("GET", f"{base}/api/studies/{study['id']}")[0])
-            if all(run["status"] not in ("queued", "running") for run in now["runs"]):
-                break
-            time.sleep(2)
-        print(f"study {study['id']}: {len(now['runs'])} runs in {time.monotonic() - started:.0f} s:",
-              json.dumps(now["run_counts"]))
-        check_results(base, study["id"])
-        shoot(base, study["id"])
+        yield base
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         up.wait(timeout=30)
+
+
+def train(base: str, body: dict) -> dict:
+    """POST a study, wait until no run is queued or running, and say how long that took."""
+    started = time.monotonic()
+    study = json.loads(http("POST", f"{base}/api/studies", body)[0])
+    while True:
+        now = json.loads(http("GET", f"{base}/api/studies/{study['id']}")[0])
+        if all(run["status"] not in ("queued", "running") for run in now["runs"]):
+            print(f"study {now['id']}: {len(now['runs'])} runs in {time.monotonic() - started:.0f} s:",
+                  json.dumps(now["run_counts"]))
+            return now
+        time.sleep(2)
+
+
+@contextmanager
+def chromium():
+    """Debian's Chromium through Playwright (tests/support/browser.py), closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    from support.browser import launch
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with running_app() as base:
+        study = train(base, STUDY)
+        check_results(base, study["id"])
+        shoot(base, study["id"])
 
 
 def check_results(base: str, study_id: int) -> None:
@@ -120,12 +148,7 @@ def check_results(base: str, study_id: int) -> None:
 
 
 def shoot(base: str, study_id: int) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from support.browser import launch
-
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{base}/studies/{study_id}")
         page.wait_for_function("() => document.getElementById('study').dataset.ready === 'true'", timeout=60000)
@@ -141,7 +164,6 @@ def shoot(base: str, study_id: int) -> None:
         page.wait_for_timeout(1000)
         page.locator("#signal-results").screenshot(path=str(OUT / "signal_propagation.png"))
         print("signal propagation:", page.locator("#signal-summary").inner_text().replace("\n", " | "))
-        browser.close()
     print("screenshots:", ", ".join(sorted(path.name for path in OUT.glob("*.png"))))
 
 
