@@ -14,14 +14,17 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from app.settings import get_settings
-from app.storage import diagnostics, records
+from app.storage import epochs
 from app.storage import runs as run_store
 from app.storage.db import DatabaseFileGone, StorageUnavailable
 from worker.events import event
 from worker.retry import with_storage_retry
+
+if TYPE_CHECKING:
+    from worker.training.sink import RunEpoch
 
 
 class _Gone(RuntimeError):
@@ -55,15 +58,23 @@ class StorageSink:
         self._last_beat: dict[int, float] = {}
         self._stop: dict[int, bool] = {}
 
-    def record_epoch(self, run_id: int, epoch: int, metrics: dict[str, float]) -> None:
-        if self._fenced(records.record_epoch, run_id, epoch, metrics):
-            event("epoch_recorded", run_id, epoch=epoch, **metrics)
-
-    def record_layers(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
-        self._fenced(records.record_layers, run_id, epoch, layers)
-
-    def record_diagnostics(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
-        self._fenced(diagnostics.record_diagnostics, run_id, epoch, layers)
+    def record(self, epoch: int, runs: list[RunEpoch]) -> None:
+        """The group's epoch in one transaction (app/storage/epochs.py), retried through an outage."""
+        mine = [entry for entry in runs if not self._stop.get(entry.run_id) or self._still_mine(entry.run_id)]
+        if not mine:
+            return
+        try:
+            lost = with_storage_retry(_unless_gone(epochs.record_group_epoch), epoch, mine, owner=self.owner)
+        except _Gone as exc:
+            for entry in mine:
+                self._gone(entry.run_id, exc)
+            return
+        for run_id in lost:
+            event("run_fenced", run_id, logging.WARNING, reason=f"run {run_id} is not running under {self.owner}; stopping it here")
+            self._stop[run_id] = True
+        for entry in mine:
+            if entry.metrics is not None and entry.run_id not in lost:
+                event("epoch_recorded", entry.run_id, epoch=epoch, **entry.metrics)
 
     def progress(self, run_id: int, epoch: int, batch: int, batches: int) -> None:
         now = time.monotonic()
@@ -112,21 +123,6 @@ class StorageSink:
         if not self._stop.get(run_id):
             event("run_fenced", run_id, logging.ERROR, reason=f"{exc}; stopping it here")
         self._stop[run_id] = True
-
-    def _fenced(self, write, run_id: int, *args) -> bool:
-        """Write while this worker still owns the run; True if it wrote."""
-        if self._stop.get(run_id) and not self._still_mine(run_id):
-            return False
-        try:
-            with_storage_retry(_unless_gone(write), run_id, *args, owner=self.owner)
-            return True
-        except records.NotOwner as exc:
-            event("run_fenced", run_id, logging.WARNING, reason=f"{exc}; stopping it here")
-            self._stop[run_id] = True
-            return False
-        except _Gone as exc:
-            self._gone(run_id, exc)
-            return False
 
     def _still_mine(self, run_id: int) -> bool:
         run = run_store.get_run(run_id)

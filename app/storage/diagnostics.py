@@ -25,13 +25,18 @@ FIELDS = ("activation", "units", "dead_fraction", "saturated_fraction", "mean", 
 def record_diagnostics(run_id: int, epoch: int, layers: list[dict[str, Any]], owner: str | None = None) -> None:
     with session_scope() as session:
         assert_owner(session, run_id, owner)
-        stale = LayerDiagnostic.run_id == run_id
-        session.execute(delete(LayerDiagnostic).where(stale if epoch == 0 else stale & (LayerDiagnostic.epoch == epoch)))
-        session.add_all(
-            LayerDiagnostic(run_id=run_id, epoch=epoch, layer=item["layer"], layer_index=item["index"],
-                            **{name: item.get(name) for name in FIELDS})
-            for item in layers
-        )
+        write_diagnostics(session, run_id, epoch, layers)
+
+
+def write_diagnostics(session, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
+    """record_diagnostics inside a caller's transaction (app/storage/epochs.py)."""
+    stale = LayerDiagnostic.run_id == run_id
+    session.execute(delete(LayerDiagnostic).where(stale if epoch == 0 else stale & (LayerDiagnostic.epoch == epoch)))
+    session.add_all(
+        LayerDiagnostic(run_id=run_id, epoch=epoch, layer=item["layer"], layer_index=item["index"],
+                        **{name: item.get(name) for name in FIELDS})
+        for item in layers
+    )
 
 
 def run_diagnostics(run_id: int) -> list[dict[str, Any]]:

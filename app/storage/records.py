@@ -35,23 +35,33 @@ def assert_owner(session, run_id: int, owner: str | None) -> None:
 def record_epoch(run_id: int, epoch: int, metrics: dict[str, float], owner: str | None = None) -> None:
     with session_scope() as session:
         assert_owner(session, run_id, owner)
-        session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch))
-        session.add(EpochMetric(run_id=run_id, epoch=epoch, **{name: metrics.get(name) for name in METRIC_NAMES}))
-        session.execute(update(Run).where(Run.id == run_id).values(epoch=epoch))
+        write_epoch(session, run_id, epoch, metrics)
 
 
 def record_layers(run_id: int, epoch: int, layers: list[dict[str, Any]], owner: str | None = None) -> None:
     with session_scope() as session:
         assert_owner(session, run_id, owner)
-        session.execute(delete(LayerStat).where(LayerStat.run_id == run_id, LayerStat.epoch == epoch))
-        session.add_all(
-            LayerStat(
-                run_id=run_id, epoch=epoch, layer=item["layer"], layer_index=item["index"], kind=item["kind"],
-                nonfinite=int(item.get("nonfinite", 0)), edges=list(item.get("edges", [])),
-                counts=list(item.get("counts", [])), quantiles=item.get("quantiles"), **{name: item.get(name) for name in STAT_NAMES},
-            )
-            for item in layers
+        write_layers(session, run_id, epoch, layers)
+
+
+def write_epoch(session, run_id: int, epoch: int, metrics: dict[str, float]) -> None:
+    """record_epoch inside a caller's transaction (app/storage/epochs.py writes a group's epoch in one)."""
+    session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch))
+    session.add(EpochMetric(run_id=run_id, epoch=epoch, **{name: metrics.get(name) for name in METRIC_NAMES}))
+    session.execute(update(Run).where(Run.id == run_id).values(epoch=epoch))
+
+
+def write_layers(session, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
+    """record_layers inside a caller's transaction."""
+    session.execute(delete(LayerStat).where(LayerStat.run_id == run_id, LayerStat.epoch == epoch))
+    session.add_all(
+        LayerStat(
+            run_id=run_id, epoch=epoch, layer=item["layer"], layer_index=item["index"], kind=item["kind"],
+            nonfinite=int(item.get("nonfinite", 0)), edges=list(item.get("edges", [])),
+            counts=list(item.get("counts", [])), quantiles=item.get("quantiles"), **{name: item.get(name) for name in STAT_NAMES},
         )
+        for item in layers
+    )
 
 
 def study_metrics(study_id: int) -> StudyMetrics:

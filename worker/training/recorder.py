@@ -25,7 +25,7 @@ from worker.training.datasets import PreparedData
 from worker.training.device import describe_device
 from worker.training.model import is_plain_mlp, weighted_layers
 from worker.training.probe import activation_name, kernel_gradients, layer_outputs, output_model, probe_indices
-from worker.training.sink import Sink
+from worker.training.sink import RunEpoch, Sink
 from worker.training.stats import gradient_summary, tensor_summary
 
 
@@ -117,7 +117,7 @@ class GroupRecorder(keras.callbacks.Callback):
     # -- what train_group asks ------------------------------------------------------
 
     def record_initial(self, model) -> None:
-        self._record_layers(model, 0)
+        self._record(model, 0, with_metrics=False)
 
     def keep_going(self) -> bool:
         """Before an epoch: is any run left to train (and no shutdown asked)?"""
@@ -173,11 +173,9 @@ class GroupRecorder(keras.callbacks.Callback):
         logs = logs or {}
         active = self._active()
         for slot in active:
-            metrics = run_metrics(logs, slot.index, seconds)
-            self.sink.record_epoch(slot.run_id, self._epoch, metrics)
+            slot.last_metrics = run_metrics(logs, slot.index, seconds)
             slot.epochs_completed = self._epoch
-            slot.last_metrics = metrics
-        self._record_layers(self.model, self._epoch)
+        self._record(self.model, self._epoch, with_metrics=True)
         batches = self._batches()
         for slot in active:
             self.sink.progress(slot.run_id, self._epoch, batches, batches)
@@ -233,7 +231,8 @@ class GroupRecorder(keras.callbacks.Callback):
     def _batches(self) -> int:
         return int((self.params or {}).get("steps") or 0)
 
-    def _record_layers(self, model, epoch: int) -> None:
+    def _record(self, model, epoch: int, with_metrics: bool) -> None:
+        """Every active run's metrics (after an epoch), statistics and diagnostics, in one sink call."""
         active = self._active()
         if not active:
             return
@@ -248,9 +247,8 @@ class GroupRecorder(keras.callbacks.Callback):
             if self._taps is None or self._taps[0] is not model:
                 self._taps = (model, output_model(model, weighted_layers(model)))
             diagnostics = group_unit_diagnostics(self._taps[1], model, self.probe_index, weights, self.probe_x)
-        for slot in active:
-            self.sink.record_layers(slot.run_id, epoch, statistics(slot.index))
-            self.sink.record_diagnostics(slot.run_id, epoch, diagnostics(slot.index))
+        self.sink.record(epoch, [RunEpoch(slot.run_id, dict(slot.last_metrics) if with_metrics else None,
+                                          statistics(slot.index), diagnostics(slot.index)) for slot in active])
 
 
 def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray, weights: list):

@@ -2,8 +2,9 @@
 
 The trainer never talks to a database or a queue: it hands plain dicts to a
 ``Sink``. The Celery task passes a sink that writes through the app's storage
-layer; tests and benchmarks pass ``MemorySink``; a fused trainer that trains
-several runs at once calls the same methods once per run id.
+layer; tests and benchmarks pass ``MemorySink``. A group of runs trained together
+reports each epoch of all its runs in one ``record`` call, which the storage sink writes
+in one transaction.
 """
 
 from __future__ import annotations
@@ -12,24 +13,27 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
+@dataclass
+class RunEpoch:
+    """What one run of a group recorded at one epoch (epoch 0 is before any step: no metrics).
+
+    ``metrics``: loss, accuracy, val_loss, val_accuracy, seconds. ``layers``: per-layer tensor
+    statistics, each ``{"layer": str, "index": int, "kind": "kernel"|"bias"|"gradient", "mean",
+    "std", "min", "max", "l2", "edges": [...], "counts": [...], "nonfinite": int}``.
+    ``diagnostics``: per-layer unit diagnostics on the probe batch (app/domain/units.py), each
+    ``{"layer", "index", "activation", "units", "dead_fraction", "saturated_fraction", "mean",
+    "std", "unit_spread", "units_identical", ...}``; a fraction is None where it does not apply.
+    """
+
+    run_id: int
+    metrics: dict[str, float] | None
+    layers: list[dict[str, Any]]
+    diagnostics: list[dict[str, Any]]
+
+
 class Sink(Protocol):
-    def record_epoch(self, run_id: int, epoch: int, metrics: dict[str, float]) -> None:
-        """Per-epoch metrics: loss, accuracy, val_loss, val_accuracy, seconds."""
-
-    def record_layers(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
-        """Per-layer tensor statistics for one epoch (epoch 0 is before any step).
-
-        Each item: ``{"layer": str, "index": int, "kind": "kernel"|"bias"|"gradient",
-        "mean", "std", "min", "max", "l2", "edges": [...], "counts": [...], "nonfinite": int}``.
-        """
-
-    def record_diagnostics(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
-        """Per-layer unit diagnostics on the probe batch, at the same epochs as ``record_layers``.
-
-        Each item (worker/training/activations.py): ``{"layer", "index", "activation", "units",
-        "dead_fraction", "saturated_fraction", "mean", "std", "unit_spread", "units_identical"}``;
-        a fraction is None where it does not apply to the activation.
-        """
+    def record(self, epoch: int, runs: list[RunEpoch]) -> None:
+        """Every run of the group at one epoch, in one call, so a store can write it at once."""
 
     def progress(self, run_id: int, epoch: int, batch: int, batches: int) -> None:
         """Where training is inside the current epoch (1-based epoch being trained)."""
@@ -49,15 +53,13 @@ class MemorySink:
     stop_after_epoch: int | None = None
     _epoch_seen: dict[int, int] = field(default_factory=dict)
 
-    def record_epoch(self, run_id: int, epoch: int, metrics: dict[str, float]) -> None:
-        self.epochs.setdefault(run_id, []).append({"epoch": epoch, **metrics})
-        self._epoch_seen[run_id] = epoch
-
-    def record_layers(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
-        self.layers.setdefault(run_id, {})[epoch] = layers
-
-    def record_diagnostics(self, run_id: int, epoch: int, layers: list[dict[str, Any]]) -> None:
-        self.diagnostics.setdefault(run_id, {})[epoch] = layers
+    def record(self, epoch: int, runs: list[RunEpoch]) -> None:
+        for entry in runs:
+            if entry.metrics is not None:
+                self.epochs.setdefault(entry.run_id, []).append({"epoch": epoch, **entry.metrics})
+                self._epoch_seen[entry.run_id] = epoch
+            self.layers.setdefault(entry.run_id, {})[epoch] = entry.layers
+            self.diagnostics.setdefault(entry.run_id, {})[epoch] = entry.diagnostics
 
     def progress(self, run_id: int, epoch: int, batch: int, batches: int) -> None:
         self.progress_calls += 1
