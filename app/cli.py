@@ -9,6 +9,7 @@ the same ``migrate``, ``api`` and ``worker`` sub-commands, one per service.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -287,6 +288,9 @@ def up() -> None:
                   f"(database {_redacted(settings.database_url)}, broker {_redacted(settings.broker_url)}); Ctrl-C stops")
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
+    # Everything imported so far lives until exit: frozen, the collector never walks it again,
+    # so Ctrl-C is not kept waiting on the interpreter's last collection (worker/tasks.py, too).
+    gc.freeze()
     reason = supervisor.run()
     supervisor.stop()
     stopping = supervisor.stopping

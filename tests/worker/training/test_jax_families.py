@@ -1,0 +1,40 @@
+"""The group trainer on Keras's JAX backend (the test extras install jax for the CPU): a fused CNN with BatchNorm and a residual block.
+
+The training core is backend-neutral Keras 3, so a GPU machine with JAX but no TensorFlow
+can run it. Each test trains in a subprocess with KERAS_BACKEND=jax (tests/support/jax_training.py);
+the JAX tests are split over files so that the parallel test run spreads them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from support.jax_training import assert_close, run, train
+from support.require import require_module
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def jax_installed():
+    """The test extras install jax: missing, these tests skip, and fail under CI."""
+    require_module("jax")
+
+
+def test_a_fused_cnn_with_batchnorm_and_a_residual_block_equals_its_lone_runs_on_jax(data_dir):
+    # The GPU path: per-run convolutions, BatchNorm's moving statistics (assigned inside the
+    # compiled step, which JAX runs statelessly), pooling and the skip projection.
+    model = {"family": "cnn", "conv_channels": [4, 8, 8], "hidden_units": [16], "normalization": "batchnorm",
+             "residual": True, "learning_rate": 0.01}
+    group = [run(1, 0, "he_normal", **model), run(2, 1, "glorot_uniform", **model)]
+    results = train("jax", group, data_dir)
+    assert sorted(results) == ["1", "2"]
+    for item in results.values():
+        assert [e["epoch"] for e in item["fused"]] == [e["epoch"] for e in item["alone"]] == [1, 2]
+        for fused, alone in zip(item["fused"], item["alone"]):
+            for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                assert_close(fused[name], alone[name], 1e-4)
+        # conv_0, conv_1, conv_2, proj_1, dense_0, output
+        assert len(item["fused_gradients"]) == len(item["alone_gradients"]) == 6
+        for fused, alone in zip(item["fused_gradients"], item["alone_gradients"]):
+            assert_close(fused, alone, 1e-4)
