@@ -40,7 +40,7 @@ def theory_report(spec: StudySpec, runs: list[dict[str, Any]], tensors: list[dic
             shape = kernel if kind == "kernel" else kernel[-1:]  # a conv kernel keeps its rank: Keras's fans
             size = math.prod(shape)
             drawn = InitializerRef(id=run["initializer"], params=run["initializer_params"] or {})
-            scheme = spec.scheme(drawn, name, kind, run.get("bias_variance"))
+            scheme = spec.scheme(drawn, name, kind, run.get("bias_variance"), run.get("depth"))
             init_id, params = scheme.id, dict(scheme.params)
             theory = _theory(init_id, tuple(sorted(params.items())), shape)
             row = stored.get((run_id, name))

@@ -95,6 +95,11 @@ class Architecture:
                 found.append(block.projection)
         return [*found, self.output]
 
+    def residual_ends(self) -> list[Hidden]:
+        """The last layer of each residual block: what ``zero_init_residual`` starts at zero
+        (its normalization's scale, or its kernel where there is no normalization)."""
+        return [block.layers[-1] for block in self.blocks if block.residual]
+
     def parameter_count(self) -> int:
         """Weights, biases and the normalizations' scales and offsets (their moving statistics not counted)."""
         norms = sum(2 * hidden.output_shape[-1] for hidden in self.hidden if hidden.norm)

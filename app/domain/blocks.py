@@ -97,6 +97,9 @@ class ModelSpec(StrictModel):
                                          "before its activation (the output layer stays plain)")
     residual: bool = Field(default=False, description="blocks of two hidden layers with an identity skip (a "
                            "projection where shapes differ); the first layer and the head stay plain")
+    zero_init_residual: bool = Field(default=False, description="with residual: each block starts as the identity "
+                                     "(Goyal et al. 2017): its last normalization's scale starts at 0, or, without "
+                                     "normalization, its last kernel does")
     activation: Activation = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     output_initializer: Initializer | None = Field(
@@ -104,6 +107,8 @@ class ModelSpec(StrictModel):
 
     @model_validator(mode="after")
     def _one_family(self) -> "ModelSpec":
+        if self.zero_init_residual and not self.residual:
+            raise field_error("zero_init_residual", "applies only with residual: true", self.zero_init_residual)
         if self.family == "mlp":
             for field in ("conv_channels", "kernel_size", "pooling"):
                 if getattr(self, field) is not None:

@@ -21,7 +21,7 @@ MAX_PROBE_SAMPLES = 512
 # forward pass by hand), with the only value it takes; left out of the key at that value, so a
 # question asked before they existed keeps its key.
 PLAIN_MLP = {"family": "mlp", "conv_channels": None, "kernel_size": None, "pooling": None,
-             "normalization": "none", "residual": False}
+             "normalization": "none", "residual": False, "zero_init_residual": False}
 
 
 class SignalProbeSpec(NamesInitializers):

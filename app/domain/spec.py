@@ -31,7 +31,7 @@ from app.domain.datasets import DATASETS, IMAGE_SHAPE
 from app.domain.layers import dense_layer_names
 from app.domain.blocks import (  # noqa: F401  (re-exported)
     MAX_SEED, DatasetSpec, ModelSpec, Optimizer, TrainingSpec, architecture_of, field_error as _error, layers_of)
-from app.domain.run_setup import RunSetup
+from app.domain.run_setup import ZEROS, RunSetup
 from app.domain.refs import Initializer, InitializerRef, StrictModel, as_ref, known  # noqa: F401  (re-exported)
 from app.domain.registry import REGISTRY
 
@@ -223,10 +223,13 @@ class StudySpec(NamesInitializers):
         return self.architecture(depth).parameter_count()
 
     def scheme(self, initializer: InitializerRef, layer: str, kind: str,
-               bias_variance: float | None = None) -> InitializerRef:
+               bias_variance: float | None = None, depth: int | None = None) -> InitializerRef:
         """Which initializer draws a run's ``kind`` ("kernel" or "bias") tensor of ``layer``."""
         if kind == "bias":
             return self.bias_for(bias_variance)
+        if self.model.zero_init_residual and self.model.normalization == "none" and layer in {
+                end.layer.name for end in self.architecture(depth).residual_ends()}:
+            return ZEROS
         if layer == dense_layer_names(0)[-1] and self.model.output_initializer is not None:
             return self.model.output_initializer
         return initializer
@@ -241,6 +244,7 @@ class StudySpec(NamesInitializers):
             family=self.model.family, conv_channels=tuple(self.conv_channels_for(depth)),
             kernel_size=self.model.kernel_size or 3, pooling=self.model.pooling or "none",
             normalization=self.model.normalization, residual=self.model.residual,
+            zero_init_residual=self.model.zero_init_residual,
         )
 
 

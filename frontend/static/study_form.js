@@ -71,7 +71,8 @@ function familyFields($) {
     Object.assign(extra, { family: "cnn", conv_channels: parseList($("f-conv").value), pooling: $("f-pooling").value });
   }
   if ($("f-normalization").value !== "none") extra.normalization = $("f-normalization").value;
-  if ($("f-residual").value === "true") extra.residual = true;
+  if ($("f-residual").value !== "false") extra.residual = true;
+  if ($("f-residual").value === "zero") extra.zero_init_residual = true;
   return extra;
 }
 
@@ -133,7 +134,7 @@ export function fillForm(form, study) {
     set("f-conv", (study.model?.conv_channels ?? []).join(","));
     set("f-pooling", study.model?.pooling ?? "max");
     set("f-normalization", study.model?.normalization ?? "none");
-    set("f-residual", study.model?.residual ? "true" : "false");
+    set("f-residual", study.model?.zero_init_residual ? "zero" : study.model?.residual ? "true" : "false");
   }
   set("f-output-init", refId(study.model?.output_initializer));
   set("f-optimizer", study.training?.optimizer ?? "adam");

@@ -130,3 +130,26 @@ def test_the_signal_probe_refuses_what_it_cannot_measure_and_keeps_its_keys():
     # The key a plain question had before model families existed (computed at commit 77593db).
     plain = SignalProbeSpec.model_validate({"initializers": ["he_normal"]})
     assert plain.key() == "fc4a6f5a394173ae03ba6d1d9f573112d7a9223fc115b29680e87acaecde7bb6"
+
+
+def test_zero_init_residual_zeroes_each_blocks_last_kernel_or_scale_and_needs_residual():
+    assert refused({"hidden_units": [32, 32, 32], "zero_init_residual": True}) == (
+        "model.zero_init_residual", "Value error, applies only with residual: true")
+    plain = spec(hidden_units=[32, 32, 32, 32, 32], residual=True, zero_init_residual=True)
+    setup = plain.setup(1, plain.initializers[0], 0)
+    drawn = {layer.name: setup.kernel_for(layer).id for layer in setup.architecture().weighted()}
+    # dense_0 plain, then blocks (dense_1, dense_2) and (dense_3, dense_4): their last kernels start at zero.
+    assert drawn == {"dense_0": "he_normal", "dense_1": "he_normal", "dense_2": "zeros", "dense_3": "he_normal",
+                     "dense_4": "zeros", "output": "he_normal"}
+    # The theory overlay expects what was drawn, at any depth of a grid.
+    assert plain.scheme(plain.initializers[0], "dense_2", "kernel").id == "zeros"
+    assert plain.scheme(plain.initializers[0], "dense_1", "kernel").id == "he_normal"
+    deep = StudySpec.model_validate({**BASE, "depths": [2, 3], "model": {"hidden_units": [8, 8, 8], "residual": True,
+                                                                          "zero_init_residual": True}})
+    assert deep.scheme(deep.initializers[0], "dense_4", "kernel", depth=3).id == "zeros"
+    # With normalization the kernels are the run's own: the block's last scale starts at 0 instead.
+    normalized = spec(**CNN | {"conv_channels": [8, 8, 8]}, residual=True, zero_init_residual=True,
+                      normalization="batchnorm")
+    setup = normalized.setup(1, normalized.initializers[0], 0)
+    assert {setup.kernel_for(layer).id for layer in setup.architecture().weighted()} == {"he_normal"}
+    assert [end.norm for end in setup.architecture().residual_ends()] == ["bn_2"]

@@ -183,3 +183,12 @@ def test_the_form_sends_a_cnn_with_batchnorm_and_fills_it_back(live_server, page
     }""", model)
     assert (body["family"], body["conv_channels"], body["pooling"], body["normalization"]) == ("cnn", [8, 16], "avg",
                                                                                               "batchnorm")
+    # Zero-init residual is the third choice of "Residual blocks", and comes back as it went.
+    zeroed = {**model, "conv_channels": [8, 8, 8], "residual": True, "zero_init_residual": True}
+    body = page.evaluate("""async (model) => {
+        const { fillForm, readForm } = await import('/static/study_form.js');
+        const form = document.getElementById('study-form');
+        fillForm(form, { name: 'zero-init', model, initializers: ['he_normal'] });
+        return [readForm(form, []).model, document.getElementById('f-residual').value];
+    }""", zeroed)
+    assert (body[0]["residual"], body[0]["zero_init_residual"], body[1]) == (True, True, "zero")

@@ -31,6 +31,7 @@ CROSS_FIELD_RULES = (
     (None, "family cnn needs at least one convolution"),
     (None, "an mlp needs at least one hidden layer"),
     (None, "with residual, a plain first layer then blocks of two"),
+    (None, "applies only with residual: true"),  # zero_init_residual
     (None, "would shrink the 28×28 image to nothing"),
     (None, "a cnn's depth is its conv blocks"),
     (None, "rescales the Dense layers of a plain mlp only"),

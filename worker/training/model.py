@@ -67,7 +67,9 @@ def _block(block: Block, hidden, setups: Sequence[RunSetup], order):
         plain = layer.norm is None and not (block.residual and last)
         hidden = _weighted(layer.layer, hidden, setups, first.activation if plain else "linear", next(order))
         if layer.norm is not None:
-            hidden = RunNormalization(first.normalization, len(setups), name=layer.norm)(hidden)
+            # zero_init_residual: a block's last scale starts at 0, so the block starts as its skip.
+            scale = "zeros" if first.zero_init_residual and block.residual and last else "ones"
+            hidden = RunNormalization(first.normalization, len(setups), scale, name=layer.norm)(hidden)
         if block.residual and last:
             skip = block_input
             if block.projection is not None:
@@ -90,7 +92,7 @@ def _dropout(layer: Hidden, hidden, setups: Sequence[RunSetup]):
 def _weighted(layer: Weighted, hidden, setups: Sequence[RunSetup], activation: str, position: int):
     """A convolution or Dense layer (or a projection), each run's slice drawn by that run's initializers."""
     kernel_role, bias_role = (PROJECTION_KERNEL, PROJECTION_BIAS) if layer.projection else (KERNEL, BIAS)
-    kernels = [build(setup.kernel_of(layer.seed_index), layer_seed(setup.seed, layer.seed_index, kernel_role))
+    kernels = [build(setup.kernel_for(layer), layer_seed(setup.seed, layer.seed_index, kernel_role))
                for setup in setups]
     biases = None
     if layer.bias:

@@ -107,16 +107,17 @@ class RunNormalization(keras.layers.Layer):
     position of a convolution's output) over its channels, as ``keras.layers.LayerNormalization()``.
     """
 
-    def __init__(self, kind: str, runs: int, **kwargs):
+    def __init__(self, kind: str, runs: int, scale_initializer: str = "ones", **kwargs):
         super().__init__(**kwargs)
         if kind not in ("batchnorm", "layernorm"):
             raise ValueError(f"unknown normalization {kind!r}")
         self.kind = kind
         self.runs = int(runs)
+        self.scale_initializer = scale_initializer
 
     def build(self, input_shape):
         shape = (self.runs, int(input_shape[-1]))
-        self.gamma = self.add_weight(name="gamma", shape=shape, initializer="ones")
+        self.gamma = self.add_weight(name="gamma", shape=shape, initializer=self.scale_initializer)
         self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros")
         if self.kind == "batchnorm":
             self.moving_mean = self.add_weight(name="moving_mean", shape=shape, initializer="zeros",

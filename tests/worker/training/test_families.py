@@ -125,3 +125,28 @@ def test_batchnorm_keeps_each_runs_moving_statistics(data):
     # pre-activations are large and positive, a He kernel's centred near 0.
     assert moving.shape == (2, 8)
     assert np.all(moving[1] > 0.01) and np.abs(moving[0]).mean() < np.abs(moving[1]).mean() / 3
+
+
+def test_zero_init_residual_blocks_start_as_their_skip(data):
+    """Goyal et al. 2017: with a block's last scale (or, without normalization, its last kernel) at 0,
+    the block outputs its input: act(0 + skip) = skip for a ReLU of a non-negative skip."""
+    import keras
+
+    from worker.training.layers import rows_variable
+    from worker.training.model import build_network
+    from worker.training.run_layers import RunNormalization
+
+    for normalization, skip in (("none", "dense_0"), ("batchnorm", "act_0")):
+        setup = config(1, 0, "he_normal", hidden_units=[16, 16, 16], residual=True, zero_init_residual=True,
+                       normalization=normalization)
+        model = build_network([setup], *rows_variable(data.x_train, data.x_val))
+        if normalization == "none":
+            kernels = {layer.name: layer.get_weights()[0] for layer in model.layers if layer.name.startswith("dense_")}
+            assert not kernels["dense_2"].any() and kernels["dense_1"].any()
+        else:
+            scales = {layer.name: np.asarray(layer.gamma) for layer in model.layers if isinstance(layer, RunNormalization)}
+            assert not scales["bn_2"].any() and (scales["bn_1"] == 1).all()
+        taps = keras.Model(model.inputs, [model.get_layer(skip).output, model.get_layer("act_2").output])
+        before, after = (np.asarray(value) for value in taps([np.arange(8, dtype=np.int32)[:, None]]))
+        assert before.any() and (before >= 0).all()
+        np.testing.assert_array_equal(after, before)
