@@ -1,9 +1,10 @@
 """The plain-Keras baseline of a workload: one ``model.fit`` after another, as the seeds' articles
 write their comparisons (seed 000's W&B report, seed 001's tutorial), for any study body.
 
-Each run is a ``keras.Sequential`` of the study's Dense (and Dropout) layers, kernels drawn by
-the same registry initializer (worker/training/initializers.py builds the Keras object), Adam
-or SGD, the study's batch size and epochs, shuffled by Keras, validated on the test subset.
+Each run is a ``keras.Sequential`` of the study's Dense (and Dropout) layers, or a CNN's Conv2D
+and pooling blocks then its Dense head, kernels drawn by the same registry initializer
+(worker/training/initializers.py builds the Keras object), Adam or SGD, the study's batch size
+and epochs, shuffled by Keras, validated on the test subset.
 Timed inside the process around the training loop only (imports and data loading excluded).
 Writes {"seconds", "runs": [{"initializer", "seed", "val_accuracy"}]} to --json-out.
 
@@ -25,22 +26,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def plain_model(setup, input_dim: int):
     """Run ``setup``'s network as the seeds' articles build it: a compiled ``keras.Sequential`` of Dense
-    (and Dropout) layers, softmax output, each kernel drawn by the registry's initializer with initlab's seed."""
+    (and Dropout) layers, or of Conv2D and pooling blocks then the Dense head for a CNN, softmax output,
+    each kernel drawn by the registry's initializer with initlab's seed for that layer."""
     import keras
 
+    from app.domain.datasets import DATASETS
     from app.domain.layers import BIAS, KERNEL, layer_seed
     from worker.training.initializers import build
 
+    network = setup.architecture()
+    if network.normalization != "none" or any(block.residual for block in network.blocks):
+        raise SystemExit("the sequential baseline builds plain networks only (no normalization, no residual blocks)")
     layers = [keras.Input((input_dim,))]
-    for index, width in enumerate(setup.hidden_units):
-        layers.append(keras.layers.Dense(width, activation=setup.activation,
-                                         kernel_initializer=build(setup.kernel, layer_seed(setup.seed, index, KERNEL)),
-                                         bias_initializer=build(setup.bias, layer_seed(setup.seed, index, BIAS))))
+    flat = setup.family != "cnn"
+    if not flat:
+        layers.append(keras.layers.Reshape(DATASETS[setup.dataset.name].image_shape))
+    for block in network.blocks:
+        (hidden,) = block.layers
+        weighted = hidden.layer
+        drawn = dict(kernel_initializer=build(setup.kernel_of(weighted.seed_index),
+                                              layer_seed(setup.seed, weighted.seed_index, KERNEL)),
+                     bias_initializer=build(setup.bias, layer_seed(setup.seed, weighted.seed_index, BIAS)))
+        if weighted.kind == "conv":
+            layers.append(keras.layers.Conv2D(weighted.units, weighted.kernel_shape[:2], padding="same",
+                                              activation=setup.activation, **drawn))
+        else:
+            if not flat:
+                layers.append(keras.layers.Flatten())
+                flat = True
+            layers.append(keras.layers.Dense(weighted.units, activation=setup.activation, **drawn))
+        if block.pooled_shape is not None:
+            layers.append((keras.layers.MaxPooling2D if network.pooling == "max" else keras.layers.AveragePooling2D)(2))
         if setup.dropout:
             layers.append(keras.layers.Dropout(setup.dropout))
-    depth = len(setup.hidden_units)
-    layers.append(keras.layers.Dense(10, activation="softmax",
-                                     kernel_initializer=build(setup.output, layer_seed(setup.seed, depth, KERNEL))))
+    if not flat:
+        layers.append(keras.layers.Flatten())
+    output = network.output
+    layers.append(keras.layers.Dense(output.units, activation="softmax",
+                                     kernel_initializer=build(setup.output, layer_seed(setup.seed, output.seed_index, KERNEL))))
     model = keras.Sequential(layers)
     optimizer = (keras.optimizers.Adam if setup.training.optimizer == "adam" else keras.optimizers.SGD)(
         learning_rate=setup.training.learning_rate)

@@ -13,11 +13,16 @@ of 2048 × 2048 matrices with every core (the BLAS TensorFlow does not use, but 
 
     python bench/workloads.py                     # all workloads
     python bench/workloads.py --only seed-001 --record
+    python bench/workloads.py --only cnn --train-samples 10000   # issue 12's CNN workload on a subset
+
+FLOPs count a convolution's kernel at every output position (pooling, normalization and the
+loss are not counted).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -49,7 +54,11 @@ DEEP = {"name": "workload: deep", "dataset": {"name": "mnist", "train_samples": 
         "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 128, "epochs": 2},
         "initializers": ["he_normal", "glorot_uniform", {"id": "random_normal", "params": {"stddev": 0.01}}, "lecun_normal"],
         "seeds": [0, 1]}
-WORKLOADS = {"seed-001": SEED_001, "seed-000": SEED_000, "deep": DEEP}
+CNN = {"name": "workload: cnn", "dataset": {"name": "fashion_mnist"},
+       "model": {"family": "cnn", "conv_channels": [16, 32], "pooling": "max", "hidden_units": [64], "activation": "relu"},
+       "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 128, "epochs": 2},
+       "initializers": ["he_normal", "glorot_uniform", "lecun_normal", "delta_orthogonal"], "seeds": [0, 1, 2, 3]}
+WORKLOADS = {"seed-001": SEED_001, "seed-000": SEED_000, "deep": DEEP, "cnn": CNN}
 app = typer.Typer(add_completion=False)
 
 
@@ -64,8 +73,11 @@ def training_flops(body: dict) -> float:
     val = spec.dataset.validation_samples or info.test_size
     total = 0.0
     for planned in spec.runs():
-        weights = sum(fan_in * units for _, fan_in, units in spec.layer_shapes(planned.depth))
-        total += spec.planned_epochs * (6 * weights * train + 2 * weights * val)
+        network = spec.architecture(planned.depth)
+        # Multiply-adds per sample: a Dense layer's weights once, a convolution's at every output position.
+        positions = {hidden.layer.name: math.prod(hidden.output_shape[:-1]) for hidden in network.hidden}
+        macs = sum(math.prod(layer.kernel_shape) * positions.get(layer.name, 1) for layer in network.weighted())
+        total += spec.planned_epochs * (6 * macs * train + 2 * macs * val)
     return total
 
 
@@ -103,6 +115,7 @@ def mean_accuracy(runs: list[dict], key) -> dict[str, float]:
 
 @app.command()
 def main(only: list[str] = typer.Option(None, help="workload names (default: all)"),
+         train_samples: int = typer.Option(None, help="a training subset for every workload (default: each its own)"),
          data_dir: Path = typer.Option(None, envvar="INITLAB_DATA_DIR"),
          record: bool = typer.Option(False, help="append the table to bench/RESULTS.md")) -> None:
     peak = matmul_peak()
@@ -112,6 +125,8 @@ def main(only: list[str] = typer.Option(None, help="workload names (default: all
         workdir = Path(tmp)
         for name in only or list(WORKLOADS):
             body = WORKLOADS[name]
+            if train_samples:
+                body = {**body, "dataset": {**body["dataset"], "train_samples": train_samples}}
             loop = run_loop(body, data_dir, workdir, name)
             initlab = run_initlab(body, data_dir, None, workdir, name)
             loop_acc = mean_accuracy(loop["runs"], lambda run: run["initializer"].split("(")[0])

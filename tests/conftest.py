@@ -24,6 +24,25 @@ from support.require import missing, require  # noqa: E402
 # only (a real server answers to its loopback names; tests/api/test_security.py checks that default).
 os.environ.setdefault("INITLAB_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,::1")
 
+# The parallel run (-n 3 --dist loadfile) hands out whole files in collection order, so a long file
+# collected last runs alone at the end. These (the longest, from `--durations`, each minutes on 2
+# cores) start first, then every other file marked slow, then the rest.
+LONGEST_FIRST = ("worker/training/test_jax.py", "worker/training/test_jax_families.py",
+                 "reliability/test_api_fuzz_postgresql.py", "reliability/test_api_fuzz.py",
+                 "worker/training/test_families.py", "worker/training/test_jax_backends.py", "domain/test_memory.py",
+                 "reliability/test_worker_killed.py", "reliability/test_two_hosts.py", "e2e/test_embedded_default.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> tuple[int, int]:
+        path = Path(str(item.fspath)).relative_to(ROOT / "tests").as_posix()
+        if path in LONGEST_FIRST:
+            return 0, LONGEST_FIRST.index(path)
+        return (1, 0) if item.get_closest_marker("slow") else (2, 0)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
+
+
 PG_ADMIN_URL = os.environ.get("INITLAB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("INITLAB_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
