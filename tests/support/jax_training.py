@@ -1,4 +1,9 @@
-"""Training a group in a subprocess on a chosen Keras backend (a process picks its backend once, at import)."""
+"""Training a group in a subprocess on a chosen Keras backend (a process picks its backend once, at import).
+
+The training core is backend-neutral Keras 3, so a GPU machine with JAX but no TensorFlow can run it;
+the tests of the JAX path (tests/worker/training/test_jax*.py, split over files so that the parallel
+test run spreads them) train through ``train``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from support.require import require_module
+
+@pytest.fixture(autouse=True)
+def jax_installed():
+    """The test extras install jax: missing, a test that imports this fixture skips, and fails under CI."""
+    require_module("jax")
+
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,13 +26,6 @@ def config(run_id: int, seed: int, initializer: str = "glorot_uniform", **overri
     return run_setup(**settings)
 
 
-@pytest.fixture(scope="module")
-def data(data_dir):
-    from worker.training.datasets import prepare_data
-
-    return prepare_data("fashion_mnist", 300, 200, data_dir)
-
-
 def train_group(configs, sink, data, **kwargs):
     return train(configs, sink, data=data, **kwargs)
 

@@ -1,24 +1,12 @@
-"""The group trainer on Keras's JAX backend (the test extras install jax for the CPU): fused MLP runs equal their lone runs.
-
-The training core is backend-neutral Keras 3, so a GPU machine with JAX but no TensorFlow
-can run it. Each test trains in a subprocess with KERAS_BACKEND=jax (tests/support/jax_training.py);
-the JAX tests are split over files so that the parallel test run spreads them.
-"""
+"""On JAX (tests/support/jax_training.py): fused MLP runs, with and without dropout, equal their lone runs."""
 
 from __future__ import annotations
 
 import pytest
 
-from support.jax_training import assert_close, run, train
-from support.require import require_module
+from support.jax_training import assert_close, jax_installed, run, train  # noqa: F401  (jax_installed: autouse)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def jax_installed():
-    """The test extras install jax: missing, these tests skip, and fail under CI."""
-    require_module("jax")
 
 
 def test_fused_runs_equal_separate_runs_on_jax(data_dir):

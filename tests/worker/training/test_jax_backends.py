@@ -1,24 +1,13 @@
-"""The group trainer on Keras's JAX backend (the test extras install jax for the CPU): the same run on JAX and on TensorFlow.
-
-The training core is backend-neutral Keras 3, so a GPU machine with JAX but no TensorFlow
-can run it. Each test trains in a subprocess with KERAS_BACKEND=jax (tests/support/jax_training.py);
-the JAX tests are split over files so that the parallel test run spreads them.
-"""
+"""The same seed-free run on JAX and on TensorFlow (tests/support/jax_training.py): the data feed, batch order and loss agree."""
 
 from __future__ import annotations
 
 import pytest
 
-from support.jax_training import assert_close, run, train
+from support.jax_training import assert_close, jax_installed, run, train  # noqa: F401  (jax_installed: autouse)
 from support.require import require_module
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def jax_installed():
-    """The test extras install jax: missing, these tests skip, and fail under CI."""
-    require_module("jax")
 
 
 def test_a_seed_free_run_trains_alike_on_jax_and_tensorflow(data_dir):

@@ -1,24 +1,12 @@
-"""The group trainer on Keras's JAX backend (the test extras install jax for the CPU): a fused CNN with BatchNorm and a residual block.
-
-The training core is backend-neutral Keras 3, so a GPU machine with JAX but no TensorFlow
-can run it. Each test trains in a subprocess with KERAS_BACKEND=jax (tests/support/jax_training.py);
-the JAX tests are split over files so that the parallel test run spreads them.
-"""
+"""On JAX (tests/support/jax_training.py), the GPU path of the model families: a fused BatchNorm CNN with a residual block."""
 
 from __future__ import annotations
 
 import pytest
 
-from support.jax_training import assert_close, run, train
-from support.require import require_module
+from support.jax_training import assert_close, jax_installed, run, train  # noqa: F401  (jax_installed: autouse)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def jax_installed():
-    """The test extras install jax: missing, these tests skip, and fail under CI."""
-    require_module("jax")
 
 
 def test_a_fused_cnn_with_batchnorm_and_a_residual_block_equals_its_lone_runs_on_jax(data_dir):

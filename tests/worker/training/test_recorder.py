@@ -30,13 +30,6 @@ def config(run_id: int = 1, seed: int = 3, initializer: str = "he_normal", **ove
     return run_setup(**settings)
 
 
-@pytest.fixture(scope="module")
-def data(data_dir):
-    from worker.training.datasets import prepare_data
-
-    return prepare_data("fashion_mnist", 300, 200, data_dir)
-
-
 def trained(data, *configs) -> MemorySink:
     sink = MemorySink()
     for run in configs:
