@@ -59,20 +59,23 @@ class StorageSink:
         self._stop: dict[int, bool] = {}
 
     def record(self, epoch: int, runs: list[RunEpoch]) -> None:
-        """The group's epoch in one transaction (app/storage/epochs.py), retried through an outage."""
-        mine = [entry for entry in runs if not self._stop.get(entry.run_id) or self._still_mine(entry.run_id)]
-        if not mine:
-            return
+        """The group's epoch in one transaction (app/storage/epochs.py), retried through an outage.
+
+        The transaction itself skips a run this worker no longer owns; a run that was already
+        stopped here (cancelled, or fenced before) is written while it is still this worker's.
+        """
         try:
-            lost = with_storage_retry(_unless_gone(epochs.record_group_epoch), epoch, mine, owner=self.owner)
+            lost = with_storage_retry(_unless_gone(epochs.record_group_epoch), epoch, runs, owner=self.owner)
         except _Gone as exc:
-            for entry in mine:
+            for entry in runs:
                 self._gone(entry.run_id, exc)
             return
         for run_id in lost:
-            event("run_fenced", run_id, logging.WARNING, reason=f"run {run_id} is not running under {self.owner}; stopping it here")
+            if not self._stop.get(run_id):
+                event("run_fenced", run_id, logging.WARNING,
+                      reason=f"run {run_id} is not running under {self.owner}; stopping it here")
             self._stop[run_id] = True
-        for entry in mine:
+        for entry in runs:
             if entry.metrics is not None and entry.run_id not in lost:
                 event("epoch_recorded", entry.run_id, epoch=epoch, **entry.metrics)
 
@@ -123,7 +126,3 @@ class StorageSink:
         if not self._stop.get(run_id):
             event("run_fenced", run_id, logging.ERROR, reason=f"{exc}; stopping it here")
         self._stop[run_id] = True
-
-    def _still_mine(self, run_id: int) -> bool:
-        run = run_store.get_run(run_id)
-        return run is not None and run.status == "running" and run.worker_host == self.owner

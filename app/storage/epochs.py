@@ -11,12 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import select
-
 from app.storage.db import session_scope
 from app.storage.diagnostics import write_diagnostics
-from app.storage.models import Run
-from app.storage.records import write_epoch, write_layers
+from app.storage.records import owned_runs, write_epoch, write_layers
 
 
 class RunEpochRows(Protocol):
@@ -33,17 +30,11 @@ def record_group_epoch(epoch: int, runs: Sequence[RunEpochRows], owner: str | No
 
     Fenced like record_epoch, run by run: a run no longer running under ``owner`` (its lease
     was lost and another worker claimed it) is skipped, and returned, while the others are
-    written. The run rows are locked in id order (PostgreSQL), as claims and heartbeats
-    take them one at a time, so two writers cannot deadlock on them.
+    written.
     """
     ids = sorted(entry.run_id for entry in runs)
     with session_scope() as session:
-        if owner is None:
-            owned = set(ids)
-        else:
-            rows = session.execute(select(Run.id, Run.status, Run.worker_host).where(Run.id.in_(ids))
-                                   .order_by(Run.id).with_for_update()).all()
-            owned = {row.id for row in rows if row.status == "running" and row.worker_host == owner}
+        owned = owned_runs(session, ids, owner)
         for entry in runs:
             if entry.run_id not in owned:
                 continue

@@ -24,12 +24,21 @@ class NotOwner(RuntimeError):
 
 
 def assert_owner(session, run_id: int, owner: str | None) -> None:
-    if owner is None:
-        return
-    # Locks the run row (PostgreSQL) so a concurrent claim waits for this write.
-    row = session.execute(select(Run.status, Run.worker_host).where(Run.id == run_id).with_for_update()).first()
-    if row is None or row.status != "running" or row.worker_host != owner:
+    if run_id not in owned_runs(session, [run_id], owner):
         raise NotOwner(f"run {run_id} is not running under {owner}")
+
+
+def owned_runs(session, run_ids: list[int], owner: str | None) -> set[int]:
+    """Which of the runs are running under ``owner`` (all of them when owner is None).
+
+    Locks their rows in id order (PostgreSQL), so a concurrent claim waits for this write and
+    two writers of overlapping groups cannot deadlock on them.
+    """
+    if owner is None:
+        return set(run_ids)
+    rows = session.execute(select(Run.id, Run.status, Run.worker_host).where(Run.id.in_(run_ids))
+                           .order_by(Run.id).with_for_update()).all()
+    return {row.id for row in rows if row.status == "running" and row.worker_host == owner}
 
 
 def record_epoch(run_id: int, epoch: int, metrics: dict[str, float], owner: str | None = None) -> None:
