@@ -41,6 +41,15 @@ class RunOutcome:
 Finished = Callable[[int, RunOutcome], None]
 
 
+class GroupHalted(Exception):
+    """Raised inside ``fit`` when no run of the group is left to train mid-epoch.
+
+    Setting ``stop_training`` would let Keras finish the epoch's validation first (on a
+    first stop also tracing the evaluation function), seconds that a shutting-down worker
+    does not have before its supervisor's grace ends; nothing of the epoch is recorded.
+    """
+
+
 def diverged(metrics: dict[str, float]) -> bool:
     """The epoch's training or validation loss is NaN or infinite."""
     return not (math.isfinite(metrics["loss"]) and math.isfinite(metrics["val_loss"]))
@@ -111,7 +120,6 @@ class GroupRecorder(keras.callbacks.Callback):
         self._epoch = 0
         self._epoch_started = 0.0
         self._last_report = 0.0
-        self._stopped_mid_epoch = False
         self._taps = None  # (the group model, the model returning every StackedDense output)
 
     # -- what train_group asks ------------------------------------------------------
@@ -141,17 +149,15 @@ class GroupRecorder(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch + 1
         self._epoch_started = self._last_report = self.clock()
-        self._stopped_mid_epoch = False
 
     def on_train_batch_begin(self, batch, logs=None):
         # Checked before a call of up to steps_per_execution batches rather than after one:
         # overriding a *_batch_end hook turns off Keras's asynchronous callback dispatch and
         # converts every step's logs to Python floats, a per-step sync that matters on
-        # accelerators. A stop seen here lets only this call's batches finish.
+        # accelerators. A stop seen here ends ``fit`` before this call's batches run.
         if self.stop_event is not None and self.stop_event():
             self._interrupt_all()
-            self._halt(batch)
-            return
+            raise GroupHalted
         now = self.clock()
         if now - self._last_report < self.interval:
             return
@@ -162,13 +168,9 @@ class GroupRecorder(keras.callbacks.Callback):
             if self.sink.should_stop(slot.run_id):
                 self._cancel(slot)
         if not self._active():
-            self._halt(batch)
+            raise GroupHalted
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._stopped_mid_epoch:
-            # Keras still validates and calls this hook after a mid-epoch stop; the epoch is
-            # incomplete, and recording it would put a partial epoch on the charts.
-            return
         seconds = self.clock() - self._epoch_started
         logs = logs or {}
         active = self._active()
@@ -219,11 +221,6 @@ class GroupRecorder(keras.callbacks.Callback):
     def _interrupt_all(self) -> None:
         for slot in self._active():
             slot.status = "interrupted"
-
-    def _halt(self, batch: int) -> None:
-        steps = int(getattr(self.model, "steps_per_execution", 1) or 1)
-        self._stopped_mid_epoch = batch + steps < self._batches()
-        self.model.stop_training = True
 
     def _outcome(self, slot: _Slot) -> RunOutcome:
         return RunOutcome(slot.status, slot.epochs_completed, self.device, dict(slot.last_metrics), slot.diverged_epoch)

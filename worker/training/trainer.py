@@ -29,7 +29,7 @@ from worker.training.layers import RunMetrics, rows_variable, summed_run_losses
 from worker.training.device import describe_device
 from worker.training.lsuv import rescale_group
 from worker.training.model import build_network, check_group
-from worker.training.recorder import Finished, GroupRecorder, RunOutcome, run_metrics
+from worker.training.recorder import Finished, GroupHalted, GroupRecorder, RunOutcome, run_metrics
 from worker.training.sink import Sink
 
 # Training steps per compiled call: Keras's per-step Python work is paid once per 32 steps
@@ -89,11 +89,14 @@ def train_group(
         if recorder is not None and not recorder.keep_going():
             break
         order = np.stack([epoch_order(setup.seed, epoch, train_count) for setup in setups], axis=1)
-        history = model.fit(
-            order, data.y_train[order], validation_data=validation,
-            initial_epoch=epoch - 1, epochs=epoch, batch_size=first.training.batch_size,
-            shuffle=False, verbose=0, callbacks=[recorder] if recorder else [],
-        ).history
+        try:
+            history = model.fit(
+                order, data.y_train[order], validation_data=validation,
+                initial_epoch=epoch - 1, epochs=epoch, batch_size=first.training.batch_size,
+                shuffle=False, verbose=0, callbacks=[recorder] if recorder else [],
+            ).history
+        except GroupHalted:
+            break  # every run was cancelled or interrupted mid-epoch; the recorder knows which
     if recorder is not None:
         return recorder.outcomes()
     device = describe_device()

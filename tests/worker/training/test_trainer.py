@@ -137,12 +137,36 @@ def test_stop_event_at_epoch_end_interrupts(data_dir):
     assert outcome.status == "interrupted" and outcome.epochs_completed == 1
 
 
-def test_stop_event_mid_epoch_records_no_partial_epoch(data_dir):
+def test_stop_event_before_the_first_epoch_records_only_the_initial_state(data_dir):
     sink = MemorySink()
     outcome = train_run(tiny_config(), sink, data_dir, stop_event=lambda: True)
     assert outcome.status == "interrupted" and outcome.epochs_completed == 0
     assert sink.epochs.get(1, []) == [] and sorted(sink.layers[1]) == [0]
     assert outcome.final == {}
+
+
+def test_a_shutdown_mid_epoch_skips_the_epochs_validation(data_dir, monkeypatch):
+    """A shutting-down worker has seconds before its supervisor kills it: Keras's validation
+    of an epoch nobody records (a first evaluation traces its function) must not run."""
+    import keras
+
+    evaluations = []
+    evaluate = keras.Model.evaluate
+    monkeypatch.setattr(keras.Model, "evaluate", lambda self, *a, **k: evaluations.append(1) or evaluate(self, *a, **k))
+    sink = MemorySink()
+    asked_after_epoch_1 = []
+
+    def shutting_down() -> bool:
+        # Asked at epoch 1's end, before epoch 2 and then before epoch 2's first compiled call:
+        # the third question is inside epoch 2's fit.
+        if sink.epochs.get(1):
+            asked_after_epoch_1.append(1)
+        return len(asked_after_epoch_1) >= 3
+
+    outcome = train_run(tiny_config(epochs=3, batch_size=8), sink, data_dir, stop_event=shutting_down)
+    assert outcome.status == "interrupted" and outcome.epochs_completed == 1
+    assert [epoch["epoch"] for epoch in sink.epochs[1]] == [1] and sorted(sink.layers[1]) == [0, 1]
+    assert len(evaluations) == 1  # epoch 1's validation only
 
 
 def test_prepared_data_skips_loading(data_dir):
@@ -172,7 +196,7 @@ def fit_with_recorder(data_dir, sink, clock, epochs=2):
     from worker.training.datasets import prepare_data
     from worker.training.layers import RunMetrics, rows_variable, summed_run_losses
     from worker.training.model import build_network
-    from worker.training.recorder import GroupRecorder
+    from worker.training.recorder import GroupHalted, GroupRecorder
     from worker.training.trainer import epoch_order
 
     data = prepare_data("mnist", 300, 100, data_dir)
@@ -188,8 +212,11 @@ def fit_with_recorder(data_dir, sink, clock, epochs=2):
         if not recorder.keep_going():
             break
         order = epoch_order(0, epoch, 300)[:, None]
-        model.fit(order, data.y_train[order], validation_data=validation, initial_epoch=epoch - 1, epochs=epoch,
-                  batch_size=10, shuffle=False, verbose=0, callbacks=[recorder])
+        try:
+            model.fit(order, data.y_train[order], validation_data=validation, initial_epoch=epoch - 1,
+                      epochs=epoch, batch_size=10, shuffle=False, verbose=0, callbacks=[recorder])
+        except GroupHalted:
+            break
     return recorder.outcomes()[7]
 
 
