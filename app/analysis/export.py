@@ -36,11 +36,12 @@ from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from app.analysis.summary import group_key
+from app.domain.layers import TENSOR_KINDS
 from app.domain.registry import format_param
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 STATS = ("mean", "std", "min", "max", "l2", "nonfinite")
-KIND_ORDER = {"kernel": 0, "bias": 1, "gradient": 2}
+KIND_ORDER = {kind: order for order, kind in enumerate(TENSOR_KINDS)}
 CSV_COLUMNS = ("study_id", "run_id", "run", "initializer", "group", "seed", "activation", "depth", "status", "epoch",
                "table", "layer",
                "layer_index", "kind", "statistic", "value", "bin_low", "bin_high")
@@ -109,7 +110,8 @@ def csv_chunks(data: StudyData) -> Iterator[str]:
     """Long form, one value per row: ``table`` is metrics, layer_stats or histogram.
 
     metrics: statistic = loss | accuracy | val_loss | val_accuracy | seconds. layer_stats: layer,
-    kind (kernel | bias | gradient), statistic = mean | std | min | max | l2 | nonfinite (the count
+    kind (kernel | bias | gradient; a normalization layer's gamma | beta | moving_mean |
+    moving_variance), statistic = mean | std | min | max | l2 | nonfinite (the count
     of NaN/Inf values). histogram: one row per bin, value = count of finite values in
     [bin_low, bin_high) (the last bin closed), the tensor's own 64 bins.
     """
@@ -295,7 +297,8 @@ Unzip it and run:  tensorboard --logdir {root}
 One folder per run (run-<id>_<initializer>_seed<seed>); step = epoch (0 = at initialization).
 Scalars: loss, accuracy, val_loss, val_accuracy, seconds, gradient_norm/<layer>, and
 <layer>/<kind>_nonfinite where a tensor held NaN/Inf (histograms count finite values only).
-Histograms: <layer>/kernel, <layer>/bias, <layer>/gradient (each tensor's own 64 bins).
+Histograms: <layer>/kernel, <layer>/bias, <layer>/gradient, and a normalization layer's
+<layer>/gamma, <layer>/beta (BatchNorm: also moving_mean, moving_variance); each tensor's own 64 bins.
 """
 
 

@@ -19,6 +19,11 @@ KERNEL, BIAS, DROPOUT = 0, 1, 2
 # A residual block's skip projection draws from its block's first layer index, in roles of its own.
 PROJECTION_KERNEL, PROJECTION_BIAS = 3, 4
 OUTPUT_LAYER = "output"
+# What is recorded per layer: a weighted layer's kernel, bias and kernel gradient; a
+# normalization layer's scale, offset and (BatchNorm) moving statistics, in its weights' order.
+WEIGHT_KINDS = ("kernel", "bias", "gradient")
+NORMALIZATION_KINDS = ("gamma", "beta", "moving_mean", "moving_variance")
+TENSOR_KINDS = WEIGHT_KINDS + NORMALIZATION_KINDS
 
 
 def dense_layer_names(depth: int) -> list[str]:

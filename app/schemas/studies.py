@@ -136,6 +136,11 @@ class LayerStats(BaseModel):
     kernel: TensorStats | None
     bias: TensorStats | None
     gradient: GradientStats | None
+    # A normalization layer (bn_j, ln_j): its scale and offset; BatchNorm's moving statistics.
+    gamma: TensorStats | None = None
+    beta: TensorStats | None = None
+    moving_mean: TensorStats | None = None
+    moving_variance: TensorStats | None = None
 
 
 class RunLayers(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
+from app.domain.layers import TENSOR_KINDS
 from app.schemas.studies import EpochMetrics, GradientStats, LayerStats, RunLayers, RunMetrics, StudyMetrics, TensorStats
 from app.storage.db import session_scope
 from app.storage.models import EpochMetric, LayerStat, Run
@@ -109,7 +110,9 @@ def run_layers(run_id: int, epoch: int | None = None) -> RunLayers:
                                                   "kernel": None, "bias": None, "gradient": None})
             if row.kind == "gradient":
                 entry["gradient"] = GradientStats.model_validate(row).model_copy(update={"norm": row.l2})
-            elif row.kind in ("kernel", "bias"):
+            elif row.kind in TENSOR_KINDS:
                 entry[row.kind] = TensorStats.model_validate(row)
+        # A normalization layer shares the index of the layer it normalizes and comes after it.
+        ordered = sorted(layers.values(), key=lambda entry: (entry["index"], entry["kernel"] is None))
         return RunLayers(run_id=run_id, epoch=chosen, available_epochs=epochs,
-                         layers=[LayerStats(**entry) for entry in layers.values()])
+                         layers=[LayerStats(**entry) for entry in ordered])

@@ -4,7 +4,8 @@
 import { finite, withAlpha } from "./common.js";
 import { GRID, baseLayout } from "./charts.js";
 
-const WORDS = { kernel: "weights", bias: "biases", gradient: "gradients" };
+const WORDS = { kernel: "weights", bias: "biases", gradient: "gradients", gamma: "gamma (scale)", beta: "beta (offset)",
+  moving_mean: "moving mean", moving_variance: "moving variance" };
 
 /** answer: /runs/{id}/histograms. Each epoch's row is scaled to its own peak so every shape stays visible. */
 export function heatmapFigure(answer, title) {

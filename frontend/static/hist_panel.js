@@ -4,10 +4,11 @@
 import { el, fetchJSON } from "./common.js";
 import { draw } from "./charts.js";
 import { isolateOnLegendClick } from "./curves.js";
-import { HistogramCache, gridFigure, overlayFigure } from "./histograms.js";
+import { HistogramCache, gridFigure, overlayFigure, spreadLayers } from "./histograms.js";
 import { heatmapFigure, percentileFigure } from "./hist_epochs.js";
 
 const $ = (id) => document.getElementById(id);
+const GRID_LAYERS = 8; // rows of the grid before a deep net's layers are spread out
 
 /** Replace a select's options, keeping the chosen value when it still exists. */
 function setOptions(select, options, fallback) {
@@ -19,6 +20,18 @@ function setOptions(select, options, fallback) {
   }
   const values = options.map(([value]) => value);
   select.value = values.includes(before) ? before : (values.includes(fallback) ? fallback : values[0] ?? "");
+}
+
+/** The tensors a study records: every layer's, and its normalization layers' own parameters. */
+function tensorOptions(normalization) {
+  const options = [["kernel", "weights (kernel)"], ["bias", "biases"], ["gradient", "gradients"]];
+  if (normalization === "batchnorm" || normalization === "layernorm") {
+    options.push(["gamma", "normalization scale (gamma)"], ["beta", "normalization offset (beta)"]);
+  }
+  if (normalization === "batchnorm") {
+    options.push(["moving_mean", "BatchNorm moving mean"], ["moving_variance", "BatchNorm moving variance"]);
+  }
+  return options;
 }
 
 export class HistPanel {
@@ -40,7 +53,7 @@ export class HistPanel {
       clearTimeout(timer);
       timer = setTimeout(() => this.safely(this.render()), 100);
     });
-    for (const id of ["hist-tensor", "hist-range", "hist-theory"]) {
+    for (const id of ["hist-tensor", "hist-range", "hist-theory", "hist-layers"]) {
       $(id).addEventListener("change", () => this.safely(this.render().then(() => this.renderEpochs())));
     }
     $("overlay-layer").addEventListener("change", () => this.safely(this.render()));
@@ -55,9 +68,10 @@ export class HistPanel {
     });
   }
 
-  /** context: {groups, colours, isolated, finished, runs: [{id, seed, group, label}]}. */
+  /** context: {groups, colours, isolated, finished, normalization, runs: [{id, seed, group, label}]}. */
   async update(context, { data = true } = {}) {
     this.context = context;
+    setOptions($("hist-tensor"), tensorOptions(context.normalization), "kernel");
     if (data && !context.finished) this.cache.clear();
     await this.render(); // sets the layer pickers the epoch views read
     await this.renderEpochs();
@@ -93,7 +107,13 @@ export class HistPanel {
       $("hist-note").textContent += ` ⚠ ${theory.mismatches} tensor(s) at epoch 0 do not follow their initializer's`
         + " distribution (KS above the threshold): see the red cells.";
     }
-    const grid = gridFigure(base, current, groups, colours, { tensor: kind, epoch: chosen, theory });
+    const names = base.layers.map((l) => l.layer);
+    const shown = $("hist-layers").value === "all" ? names : spreadLayers(names, GRID_LAYERS);
+    if (shown.length < names.length) {
+      $("hist-note").textContent += ` Showing ${shown.length} of ${names.length} layers, spread over the depth`
+        + " (Layers: all shows every one; the overlay and epoch views below take any layer).";
+    }
+    const grid = gridFigure(base, current, groups, colours, { tensor: kind, epoch: chosen, theory, shown });
     const hist = $("chart-hist");
     hist.style.minWidth = `${Math.max(1, groups.length) * 190 + 90}px`;
     const overlay = overlayFigure(current ?? base, $("overlay-layer").value, groups, colours, { tensor: kind, epoch: chosen, isolated });

@@ -4,7 +4,8 @@
 import { fetchJSON } from "./common.js";
 import { FONT, GRID, baseLayout, visibility } from "./charts.js";
 
-const TENSOR_WORDS = { kernel: "Weight", bias: "Bias", gradient: "Gradient" };
+const TENSOR_WORDS = { kernel: "Weight", bias: "Bias", gradient: "Gradient", gamma: "Normalization scale (gamma)",
+  beta: "Normalization offset (beta)", moving_mean: "BatchNorm moving mean", moving_variance: "BatchNorm moving variance" };
 const BASE_LINE = "rgba(90, 96, 105, 0.8)";
 const BASE_FILL = "rgba(90, 96, 105, 0.22)";
 
@@ -58,10 +59,19 @@ function outsideNote(outline) {
   return parts.join(", ");
 }
 
-/** (a) rows = layers, columns = groups. base / current: /histograms answers at epoch 0 and the chosen epoch. */
-export function gridFigure(base, current, groups, colours, { tensor, epoch, theory = null }) {
+/** At most ``count`` of ``names``, evenly spread over the depth, the first and the last always. */
+export function spreadLayers(names, count) {
+  if (names.length <= count) return names;
+  const picked = new Set(Array.from({ length: count }, (_, i) => Math.round((i * (names.length - 1)) / (count - 1))));
+  return names.filter((_, i) => picked.has(i));
+}
+
+/** (a) rows = layers, columns = groups. base / current: /histograms answers at epoch 0 and the chosen epoch;
+ * shown: the layer names to draw (null: all). */
+export function gridFigure(base, current, groups, colours, { tensor, epoch, theory = null, shown = null }) {
   const source = current ?? base;
-  const layers = (source?.layers ?? []).filter((l) => l.runs.length || base?.layers.some((b) => b.layer === l.layer));
+  const layers = (source?.layers ?? []).filter((l) => (l.runs.length || base?.layers.some((b) => b.layer === l.layer))
+    && (shown === null || shown.includes(l.layer)));
   const data = [];
   const annotations = [];
   const rows = Math.max(1, layers.length);

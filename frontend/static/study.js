@@ -76,6 +76,7 @@ function histContext() {
   const label = new Map(groups.map((g) => [g.key, g.label]));
   const runs = state.summary.runs ?? [];
   return { groups, colours: state.colours, isolated: state.isolated, finished: !active(),
+           normalization: state.study.spec?.model?.normalization ?? "none",
            runs: runs.map((r) => ({ id: r.run_id, seed: r.seed, group: r.group, label: label.get(r.group) })) };
 }
 

@@ -61,9 +61,25 @@ def test_a_batchnorm_mlp_study_trains_and_records_its_dense_layers(client):
     assert [run["status"] for run in study["runs"]] == ["succeeded"] * 2
     for run in study["runs"]:
         found = layers(client, run["id"], 2)
-        assert list(found) == ["dense_0", "dense_1", "output"]
+        assert list(found) == ["dense_0", "bn_0", "dense_1", "bn_1", "output"]
         assert found["dense_0"]["bias"] is None  # no bias before a BatchNorm
         assert found["output"]["bias"] is not None and found["dense_0"]["gradient"]["norm"] > 0
+        # The BatchNorm's own parameters, recorded beside the layer they normalize.
+        bn_1 = found["bn_1"]
+        assert bn_1["index"] == found["dense_1"]["index"] and bn_1["kernel"] is None
+        assert all(sum(bn_1[kind]["counts"]) == 16 for kind in ("gamma", "beta", "moving_mean", "moving_variance"))
+        at_init = layers(client, run["id"], 0)["bn_1"]
+        assert at_init["gamma"]["min"] == at_init["gamma"]["max"] == 1.0
+        assert at_init["moving_variance"]["min"] == 1.0 and at_init["moving_mean"]["max"] == 0.0
+    # The histogram views of the study page take the new kinds, and the exports carry them.
+    for kind in ("gamma", "beta", "moving_mean", "moving_variance"):
+        grid = client.get(f"/api/studies/{study['id']}/histograms?epoch=2&kind={kind}")
+        assert grid.status_code == 200, grid.text
+        assert [layer["layer"] for layer in grid.json()["layers"]] == ["bn_0", "bn_1"], kind
+    heatmap = client.get(f"/api/runs/{study['runs'][0]['id']}/histograms?layer=bn_0&kind=gamma").json()
+    assert heatmap["epochs"] == [0, 1, 2]
+    csv = client.get(f"/api/studies/{study['id']}/export?format=csv").text
+    assert ",bn_1,1,gamma,mean," in csv
 
 
 def test_bad_model_combinations_are_422s_naming_the_field(client):

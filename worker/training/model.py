@@ -65,11 +65,14 @@ def _block(block: Block, hidden, setups: Sequence[RunSetup], order):
     for position, layer in enumerate(block.layers):
         last = position == len(block.layers) - 1
         plain = layer.norm is None and not (block.residual and last)
-        hidden = _weighted(layer.layer, hidden, setups, first.activation if plain else "linear", next(order))
+        weighted_position = next(order)
+        hidden = _weighted(layer.layer, hidden, setups, first.activation if plain else "linear", weighted_position)
         if layer.norm is not None:
             # zero_init_residual: a block's last scale starts at 0, so the block starts as its skip.
             scale = "zeros" if first.zero_init_residual and block.residual and last else "ones"
-            hidden = RunNormalization(first.normalization, len(setups), scale, name=layer.norm)(hidden)
+            norm = RunNormalization(first.normalization, len(setups), scale, name=layer.norm)
+            norm.position = weighted_position  # recorded beside the layer it normalizes
+            hidden = norm(hidden)
         if block.residual and last:
             skip = block_input
             if block.projection is not None:
@@ -109,6 +112,12 @@ def _weighted(layer: Weighted, hidden, setups: Sequence[RunSetup], activation: s
 def weighted_layers(model) -> list:
     """Every layer with a kernel and a bias, in the architecture's order (app/domain/architecture.py)."""
     found = [layer for layer in model.layers if isinstance(layer, (StackedDense, StackedConv))]
+    return sorted(found, key=lambda layer: layer.position)
+
+
+def normalization_layers(model) -> list[RunNormalization]:
+    """BatchNorm/LayerNorm layers in the order of the layers they normalize."""
+    found = [layer for layer in model.layers if isinstance(layer, RunNormalization)]
     return sorted(found, key=lambda layer: layer.position)
 
 

@@ -20,13 +20,12 @@ import keras
 import numpy as np
 
 from app.domain.spec import RunSetup
-from app.domain.units import CORRELATION_SAMPLES, layer_diagnostics
 from worker.training.datasets import PreparedData
 from worker.training.device import describe_device
 from worker.training.model import is_plain_mlp, weighted_layers
-from worker.training.probe import activation_name, kernel_gradients, layer_outputs, output_model, probe_indices
+from worker.training.group_records import group_layer_statistics, group_unit_diagnostics
+from worker.training.probe import output_model, probe_indices
 from worker.training.sink import RunEpoch, Sink
-from worker.training.stats import gradient_summary, tensor_summary
 
 
 @dataclass
@@ -246,55 +245,3 @@ class GroupRecorder(keras.callbacks.Callback):
             diagnostics = group_unit_diagnostics(self._taps[1], model, self.probe_index, weights, self.probe_x)
         self.sink.record(epoch, [RunEpoch(slot.run_id, dict(slot.last_metrics) if with_metrics else None,
                                           statistics(slot.index), diagnostics(slot.index)) for slot in active])
-
-
-def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray, weights: list):
-    """A function of a run's slice index: that run's kernel, bias and gradient records.
-
-    The probe's loss is the mean over every run's probe samples, so each slice's gradient
-    is 1/runs of its own run's; it is scaled back here. ``weights``: each Dense layer's
-    ``get_weights()``, read once per recording for this and ``group_unit_diagnostics``. Every layer
-    with a kernel is recorded (convolutions, Dense layers, skip projections; kernels of any rank);
-    normalization layers' scales and offsets are not recorded yet (storage knows kernel, bias and
-    gradient only).
-    """
-    layers = weighted_layers(model)
-    runs = probe_index.shape[1]
-    gradients = kernel_gradients(model, probe_index, probe_y)
-
-    def records(index: int) -> list[dict[str, Any]]:
-        result = []
-        for position, (layer, tensors, gradient) in enumerate(zip(layers, weights, gradients)):
-            kernel, bias = tensors[0], tensors[1] if len(tensors) > 1 else None  # no bias before a BatchNorm
-            for kind, summary in (
-                ("kernel", tensor_summary(kernel[index])),
-                ("bias", None if bias is None else tensor_summary(bias[index])),
-                ("gradient", gradient_summary(gradient[index] * np.float32(runs))),
-            ):
-                if summary is not None:
-                    result.append({"layer": layer.name, "index": position, "kind": kind, **summary})
-        return result
-
-    return records
-
-
-def group_unit_diagnostics(taps, model, probe_index: np.ndarray, weights: list, probe_x: np.ndarray):
-    """A function of a run's slice index: that run's unit diagnostics (app/domain/units.py).
-    One forward pass for the group; slice k of each layer's (runs, samples, units)
-    output is run k's own model on run k's own probe samples. Each layer's pre-activations
-    are its input (the previous layer's output; ``probe_x`` for the first) times its weights.
-    """
-    layers = weighted_layers(model)
-    outputs = layer_outputs(taps, probe_index)
-    names = [activation_name(layer) for layer in layers]
-
-    def records(index: int) -> list[dict[str, Any]]:
-        found, layer_input = [], probe_x[:, index, :]
-        for position, (layer, name, output, (kernel, bias)) in enumerate(zip(layers, names, outputs, weights)):
-            with np.errstate(all="ignore"):
-                pre = layer_input[:CORRELATION_SAMPLES].astype(np.float64) @ kernel[index] + bias[index]
-            found.append(layer_diagnostics(layer.name, position, name, output[index], kernel[index], bias[index], pre))
-            layer_input = output[index]
-        return found
-
-    return records

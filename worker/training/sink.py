@@ -18,7 +18,7 @@ class RunEpoch:
     """What one run of a group recorded at one epoch (epoch 0 is before any step: no metrics).
 
     ``metrics``: loss, accuracy, val_loss, val_accuracy, seconds. ``layers``: per-layer tensor
-    statistics, each ``{"layer": str, "index": int, "kind": "kernel"|"bias"|"gradient", "mean",
+    statistics, each ``{"layer": str, "index": int, "kind": one of app/domain/layers.py's TENSOR_KINDS, "mean",
     "std", "min", "max", "l2", "edges": [...], "counts": [...], "nonfinite": int}``.
     ``diagnostics``: per-layer unit diagnostics on the probe batch (app/domain/units.py), each
     ``{"layer", "index", "activation", "units", "dead_fraction", "saturated_fraction", "mean",

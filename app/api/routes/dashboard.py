@@ -17,6 +17,7 @@ from pydantic import AfterValidator
 from app.api.deps import RunId, StudyId, as_json, existing_study, found, study_of_run
 from app.dashboard import form, histograms
 from app.dashboard import summary as data
+from app.domain.layers import TENSOR_KINDS
 from app.domain.registry import REGISTRY
 from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, PlainText
 from app.schemas.dashboard import (
@@ -25,7 +26,7 @@ from app.schemas.dashboard import (
 
 router = APIRouter(prefix="/api", tags=["dashboard"], responses=COMMON_RESPONSES)
 
-Kind = Literal["kernel", "bias", "gradient"]
+Kind = Literal[TENSOR_KINDS]
 Epoch = Annotated[int, Query(ge=0, le=2**31 - 1, description="0 = at initialization")]
 MaxPoints = Annotated[int, Query(ge=2, le=2000, description="at most this many epochs per series")]
 Bins = Annotated[int, Query(ge=4, le=256, description="bins of the shared edges")]

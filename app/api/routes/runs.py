@@ -25,7 +25,8 @@ def get_run(run_id: RunId) -> Response:
 
 @router.get("/{run_id}/layers", response_model=RunLayers)
 def get_run_layers(run_id: RunId, epoch: int | None = Query(default=None, ge=0, le=100_000, description="default: latest")) -> Response:
-    """Per-layer kernel, bias and gradient statistics with histograms at one epoch (0 = at init)."""
+    """Per-layer kernel, bias and gradient statistics with histograms at one epoch (0 = at init);
+    a normalization layer (bn_j, ln_j) carries gamma, beta and, for BatchNorm, its moving statistics."""
     found(runs.study_of_run(run_id), f"run {run_id}")
     return as_json(records.run_layers(run_id, epoch))
 

@@ -143,3 +143,32 @@ def test_zero_init_residual_blocks_start_as_their_skip(data):
         before, after = (np.asarray(value) for value in taps([np.arange(8, dtype=np.int32)[:, None]]))
         assert before.any() and (before >= 0).all()
         np.testing.assert_array_equal(after, before)
+
+
+@pytest.mark.parametrize("normalization, kinds", [
+    ("batchnorm", ["gamma", "beta", "moving_mean", "moving_variance"]),
+    ("layernorm", ["gamma", "beta"]),
+])
+def test_normalization_parameters_are_recorded_as_their_own_kinds(data, normalization, kinds):
+    """Not drawn by the study's initializer: gamma starts at 1, beta at 0, BatchNorm's moving
+    mean at 0 and variance at 1, each listed under the normalization's own name right after
+    the layer it normalizes; training moves them."""
+    sink = MemorySink()
+    run = config(1, 0, "he_normal", family="cnn", conv_channels=[4], hidden_units=[8], normalization=normalization,
+                 epochs=1)
+    train_group([run], sink, data=data)
+    prefix = "bn" if normalization == "batchnorm" else "ln"
+    at_init = sink.layers[1][0]
+    assert [(r["layer"], r["index"]) for r in at_init] == (
+        [("conv_0", 0)] * (3 if normalization == "layernorm" else 2) + [("dense_0", 1)] * (3 if normalization == "layernorm" else 2)
+        + [("output", 2)] * 3 + [(f"{prefix}_0", 0)] * len(kinds) + [(f"{prefix}_1", 1)] * len(kinds))
+    start = {"gamma": 1.0, "beta": 0.0, "moving_mean": 0.0, "moving_variance": 1.0}
+    for record in at_init:
+        if record["layer"].startswith(prefix):
+            units = 4 if record["layer"] == f"{prefix}_0" else 8
+            assert sum(record["counts"]) == units
+            assert record["min"] == record["max"] == start[record["kind"]], record
+    assert sorted(r["kind"] for r in at_init if r["layer"] == f"{prefix}_1") == sorted(kinds)
+    trained = {(r["layer"], r["kind"]): r for r in sink.layers[1][1]}
+    for kind in kinds:
+        assert trained[(f"{prefix}_1", kind)]["min"] < trained[(f"{prefix}_1", kind)]["max"], kind  # moved, unit by unit

@@ -1,0 +1,77 @@
+"""What one recording of a group stores per run: layer statistics and unit diagnostics.
+
+Both are computed once for the whole group (one weight read, one probe gradient, one
+forward pass) and returned as a function of a run's slice index, so the recorder hands
+each run only its own slice's records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from app.domain.layers import NORMALIZATION_KINDS  # RunNormalization.build's order; LayerNorm has the first two
+from app.domain.units import CORRELATION_SAMPLES, layer_diagnostics
+from worker.training.model import normalization_layers, weighted_layers
+from worker.training.probe import activation_name, kernel_gradients, layer_outputs
+from worker.training.stats import gradient_summary, tensor_summary
+
+
+
+def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray, weights: list):
+    """A function of a run's slice index: that run's kernel, bias and gradient records, and its
+    normalization layers' scale (gamma), offset (beta) and BatchNorm moving statistics.
+
+    The probe's loss is the mean over every run's probe samples, so each slice's gradient
+    is 1/runs of its own run's; it is scaled back here. ``weights``: each weighted layer's
+    ``get_weights()``, read once per recording for this and ``group_unit_diagnostics``. Every layer
+    with a kernel is recorded (convolutions, Dense layers, skip projections; kernels of any rank).
+    A normalization layer is listed under its own name (``bn_j``, ``ln_j``) with the index of
+    the layer it normalizes, whose records come first.
+    """
+    layers = weighted_layers(model)
+    norms = [(layer, layer.get_weights()) for layer in normalization_layers(model)]
+    runs = probe_index.shape[1]
+    gradients = kernel_gradients(model, probe_index, probe_y)
+
+    def records(index: int) -> list[dict[str, Any]]:
+        result = []
+        for position, (layer, tensors, gradient) in enumerate(zip(layers, weights, gradients)):
+            kernel, bias = tensors[0], tensors[1] if len(tensors) > 1 else None  # no bias before a BatchNorm
+            for kind, summary in (
+                ("kernel", tensor_summary(kernel[index])),
+                ("bias", None if bias is None else tensor_summary(bias[index])),
+                ("gradient", gradient_summary(gradient[index] * np.float32(runs))),
+            ):
+                if summary is not None:
+                    result.append({"layer": layer.name, "index": position, "kind": kind, **summary})
+        for layer, tensors in norms:
+            for kind, values in zip(NORMALIZATION_KINDS, tensors):
+                result.append({"layer": layer.name, "index": layer.position, "kind": kind,
+                               **tensor_summary(values[index])})
+        return result
+
+    return records
+
+
+def group_unit_diagnostics(taps, model, probe_index: np.ndarray, weights: list, probe_x: np.ndarray):
+    """A function of a run's slice index: that run's unit diagnostics (app/domain/units.py).
+    One forward pass for the group; slice k of each layer's (runs, samples, units)
+    output is run k's own model on run k's own probe samples. Each layer's pre-activations
+    are its input (the previous layer's output; ``probe_x`` for the first) times its weights.
+    """
+    layers = weighted_layers(model)
+    outputs = layer_outputs(taps, probe_index)
+    names = [activation_name(layer) for layer in layers]
+
+    def records(index: int) -> list[dict[str, Any]]:
+        found, layer_input = [], probe_x[:, index, :]
+        for position, (layer, name, output, (kernel, bias)) in enumerate(zip(layers, names, outputs, weights)):
+            with np.errstate(all="ignore"):
+                pre = layer_input[:CORRELATION_SAMPLES].astype(np.float64) @ kernel[index] + bias[index]
+            found.append(layer_diagnostics(layer.name, position, name, output[index], kernel[index], bias[index], pre))
+            layer_input = output[index]
+        return found
+
+    return records
