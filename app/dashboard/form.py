@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.schemas.dashboard import Limits, Preset
+from app.schemas.dashboard import Limits, Preset, PresetVariant
 from app.schemas.studies import StudyCreate, study_limits
 from app.settings import get_settings
 
@@ -110,4 +110,32 @@ def presets() -> tuple[Preset, ...]:
                "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 128, "epochs": 3},
                "initializers": ["he_normal", "glorot_uniform", "lecun_normal", "delta_orthogonal"],
                "bias_initializer": "zeros", "seeds": [0, 1, 2]}))
+    found.append(Preset(
+        id="batchnorm-rescue", name="Does BatchNorm rescue a bad initializer?",
+        description="Seed 002's question: the same MLP (Dense 128-64 ReLU) without and with BatchNorm, each with "
+                    "uniform [0, 1], ±1/√fan_in, Glorot and He, 3 seeds, 5 epochs on 10000 MNIST images: two linked "
+                    "studies, opened side by side.",
+        study={"name": "BatchNorm rescue",
+               "dataset": {"name": "mnist", "train_samples": 10000, "validation_samples": 5000},
+               "model": {"hidden_units": [128, 64], "activation": "relu", "dropout": 0.0, "output_initializer": None},
+               "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 128, "epochs": 5},
+               "initializers": ["uniform_0_1", "uniform_fan_in", "glorot_uniform", "he_normal"],
+               "bias_initializer": "zeros", "seeds": [0, 1, 2]},
+        variants=[PresetVariant(label="without BatchNorm", model={"normalization": "none"}),
+                  PresetVariant(label="with BatchNorm", model={"normalization": "batchnorm"})]))
+    found.append(Preset(
+        id="deep-residual", name="Deep residual net: zero-init residual vs He",
+        description="Goyal et al. 2017: a residual MLP of 21 layers of 64 with BatchNorm (10 blocks of two after a "
+                    "plain first layer), He normal, with each block's last BatchNorm scale starting at 1 (plain He) "
+                    "or at 0 (zero-init residual: every block starts as its skip), 3 seeds, 5 epochs on 10000 MNIST "
+                    "images: two linked studies, opened side by side.",
+        study={"name": "deep residual",
+               "dataset": {"name": "mnist", "train_samples": 10000, "validation_samples": 5000},
+               "model": {"hidden_units": [64] * 21, "activation": "relu", "dropout": 0.0, "output_initializer": None,
+                         "normalization": "batchnorm", "residual": True},
+               "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 128, "epochs": 5},
+               "initializers": ["he_normal"], "bias_initializer": "zeros", "seeds": [0, 1, 2]},
+        variants=[PresetVariant(label="He", model={"zero_init_residual": False}),
+                  PresetVariant(label="He + zero-init residual", model={"zero_init_residual": True})]))
     return tuple(found)
+

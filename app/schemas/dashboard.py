@@ -269,8 +269,16 @@ class Limits(BaseModel):
     fields: dict[str, dict[str, Any]] = Field(description="dotted field -> JSON-schema constraints")
 
 
+class PresetVariant(BaseModel):
+    label: str = Field(description="appended to the study's name")
+    model: dict[str, Any] = Field(description="laid over the study's model block")
+
+
 class Preset(BaseModel):
     id: str
     name: str
     description: str
     study: dict[str, Any]
+    variants: list[PresetVariant] = Field(
+        default_factory=list, description="when given, one study per variant (the study with the variant's model "
+                                          "changes), compared side by side on /compare")

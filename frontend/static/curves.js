@@ -58,6 +58,7 @@ export function curveFigure(metric, title, view, colours, options) {
   });
   if (!data.length || view.groups.every((g) => !g.curves.epochs.length)) {
     layout.annotations = [{ text: "No epoch finished yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+    if (percent) layout.yaxis.range = [0, 1]; // Plotly's empty axis would read 0 – 400 %
   }
   return { data, layout };
 }

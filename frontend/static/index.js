@@ -9,7 +9,8 @@ const form = $("study-form");
 const formError = $("form-error");
 const submitButton = $("submit-study");
 const selected = new Set();
-const choices = { initializers: [], datasets: [], limits: null };
+// variants: the last preset's, when it stands for linked studies (one per variant, compared side by side).
+const choices = { initializers: [], datasets: [], limits: null, variants: [] };
 let listTimer = null;
 let listToken = 0;
 
@@ -129,6 +130,7 @@ async function loadInitializers() {
   $("f-output-init").append(...choices.initializers.map((i) => el("option", { value: i.id, text: i.name })));
   $("initializer-list").addEventListener("change", updateRunCount);
   $("f-seeds").addEventListener("input", updateRunCount);
+  $("f-linked").addEventListener("change", updateRunCount);
   updateRunCount();
 }
 
@@ -138,6 +140,7 @@ async function loadPresets() {
     type: "button", class: "secondary small", "data-preset": preset.id, title: preset.description, text: preset.name,
     onclick: () => {
       fillForm(form, preset.study);
+      showVariants(preset.variants ?? []);
       for (const item of form.querySelectorAll(".initializer")) item.dispatchEvent(new Event("change"));
       clearErrors(form, formError);
       updateRunCount();
@@ -146,14 +149,32 @@ async function loadPresets() {
   })));
 }
 
+/** A preset of linked studies: offer to create one study per variant (ticked by default). */
+function showVariants(variants) {
+  choices.variants = variants;
+  $("linked").hidden = !variants.length;
+  $("f-linked").checked = true;
+  $("linked-label").textContent = `as ${variants.length} linked studies, one per variant (`
+    + `${variants.map((v) => v.label).join(" / ")}), opened side by side on the compare page`;
+}
+
+/** The bodies to POST: the form's study, or one per variant of a linked preset (name suffixed, model overlaid). */
+function variantBodies(body) {
+  if (!choices.variants.length || !$("f-linked").checked) return [body];
+  return choices.variants.map((variant) => ({
+    ...body, name: `${body.name} — ${variant.label}`, model: { ...body.model, ...variant.model } }));
+}
+
 function updateRunCount() {
   const body = readForm(form, choices.initializers);
+  const studies = variantBodies(body).length;
   const seeds = body.seeds.filter((s) => typeof s === "number").length;
   const cells = (body.activations?.length ?? 1) * (body.depths?.length ?? 1);
   const picked = body.weight_variances
     ? body.weight_variances.length * (body.bias_variances?.length ?? 1) : body.initializers.length;
   const what = body.weight_variances ? "variance choice(s)" : "initializer(s)";
-  $("run-count").textContent = `${picked} ${what} × ${seeds} seed(s)${cells > 1 ? ` × ${cells} grid cells` : ""} = ${picked * seeds * cells} run(s)`;
+  $("run-count").textContent = `${picked} ${what} × ${seeds} seed(s)${cells > 1 ? ` × ${cells} grid cells` : ""}`
+    + `${studies > 1 ? ` × ${studies} linked studies` : ""} = ${picked * seeds * cells * studies} run(s)`;
 }
 
 // ---- submit -----------------------------------------------------------------------------------
@@ -161,8 +182,8 @@ function updateRunCount() {
 async function submit(event) {
   event.preventDefault();
   clearErrors(form, formError);
-  const body = readForm(form, choices.initializers);
-  if (choices.limits) {
+  const bodies = variantBodies(readForm(form, choices.initializers));
+  for (const body of choices.limits ? bodies : []) {
     const problems = validateStudy(body, choices.limits, choices.datasets, choices.initializers);
     if (problems.length) {
       const n = problems.length;
@@ -172,19 +193,25 @@ async function submit(event) {
   }
   submitButton.disabled = true;
   submitButton.textContent = "Creating…";
+  const created = [];
   try {
-    const study = await fetchJSON("/api/studies", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    });
-    window.location.assign(`/studies/${study.id}`);
+    for (const body of bodies) {
+      const study = await fetchJSON("/api/studies", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+      });
+      created.push(study.id);
+    }
+    window.location.assign(created.length > 1 ? `/compare?ids=${created.join(",")}` : `/studies/${created[0]}`);
     return;
   } catch (err) {
+    const already = created.length ? ` (created before it: study ${created.join(", ")})` : "";
     if (err.status === 422 && err.body && Array.isArray(err.body.detail)) {
-      showErrors(form, formError, err.body.detail, body);
+      showErrors(form, formError, err.body.detail, bodies[created.length]);
+      if (already) formError.textContent += already;
     } else {
-      formError.textContent = `The study was not created: ${err.message}`;
+      formError.textContent = `The study was not created: ${err.message}${already}`;
       formError.hidden = false;
       formError.focus();
     }

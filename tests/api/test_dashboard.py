@@ -144,12 +144,21 @@ def test_presets_are_studies_the_api_accepts(sqlite_app):
 
     presets = sqlite_app.get("/api/presets").json()
     assert [p["id"] for p in presets] == ["seed-001", "seed-000", "activation-grid", "deep-10", "edge-of-chaos",
-                                          "cnn-fashion"]
+                                          "cnn-fashion", "batchnorm-rescue", "deep-residual"]
     for preset in presets:
-        StudyCreate.model_validate(preset["study"])
-        # ... and the API itself takes each one (its limits included), as the form would send it.
-        response = sqlite_app.post("/api/studies", json=preset["study"])
-        assert response.status_code == 201, (preset["id"], response.text)
+        # A linked preset stands for one study per variant, as the form sends them.
+        bodies = [{**preset["study"], "name": f"{preset['study']['name']} — {variant['label']}",
+                   "model": {**preset["study"]["model"], **variant["model"]}} for variant in preset["variants"]]
+        for body in bodies or [preset["study"]]:
+            StudyCreate.model_validate(body)
+            # ... and the API itself takes each one (its limits included), as the form would send it.
+            response = sqlite_app.post("/api/studies", json=body)
+            assert response.status_code == 201, (preset["id"], response.text)
+    rescue, residual = presets[6], presets[7]
+    assert [v["model"] for v in rescue["variants"]] == [{"normalization": "none"}, {"normalization": "batchnorm"}]
+    assert rescue["study"]["initializers"] == ["uniform_0_1", "uniform_fan_in", "glorot_uniform", "he_normal"]
+    assert [v["model"] for v in residual["variants"]] == [{"zero_init_residual": False}, {"zero_init_residual": True}]
+    assert residual["study"]["model"]["residual"] is True
     grid = presets[2]["study"]  # seed 001's table: Glorot vs He under each activation it names
     assert grid["activations"] == ["relu", "leaky_relu", "tanh", "sigmoid", "linear"]
     assert len(presets[3]["study"]["model"]["hidden_units"]) == 10

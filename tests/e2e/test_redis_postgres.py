@@ -183,3 +183,36 @@ def test_a_grid_study_trains_each_cell_with_its_own_activation_and_depth(stack, 
     assert [len(row) for row in z] == [4, 4], z  # 2 initializers x 4 cells
     assert all(0.0 < value <= 1.0 for row in z for value in row), z
     assert page.watch.errors == []
+
+
+def test_a_cnn_and_a_batchnorm_mlp_study_train_through_redis_into_postgres(stack):
+    """Issue 12's two new shapes, posted as curl would, trained by the real worker process."""
+    base, logs = stack
+    small = {"dataset": {"name": "fashion_mnist", "train_samples": 300, "validation_samples": 200},
+             "training": {"epochs": 2, "batch_size": 32}, "initializers": ["he_normal", "delta_orthogonal"], "seeds": [0]}
+    shapes = {
+        "cnn": ({"family": "cnn", "conv_channels": [4, 8], "hidden_units": [16], "normalization": "batchnorm"},
+                ["conv_0", "bn_0", "conv_1", "bn_1", "dense_0", "bn_2", "output"]),
+        "mlp": ({"hidden_units": [32, 16], "normalization": "batchnorm"}, ["dense_0", "bn_0", "dense_1", "bn_1", "output"]),
+    }
+    posted = {}
+    for name, (model, _) in shapes.items():
+        status, study = processes.http("POST", f"{base}/api/studies", {**small, "name": f"e2e {name}", "model": model})
+        assert status == 201, study
+        posted[name] = study["id"]
+    for name, study_id in posted.items():
+        try:
+            done = processes.wait_for_study(base, study_id, timeout=240)
+        except AssertionError:
+            print((logs / "worker.log").read_text()[-4000:])
+            raise
+        assert [run["status"] for run in done["runs"]] == ["succeeded", "succeeded"], done["runs"]
+        for run in done["runs"]:
+            _, layers = processes.http("GET", f"{base}/api/runs/{run['id']}/layers?epoch=2")
+            assert [layer["layer"] for layer in layers["layers"]] == shapes[name][1]
+            norm = next(layer for layer in layers["layers"] if layer["layer"] == "bn_1")
+            assert norm["gamma"]["min"] < norm["gamma"]["max"] and sum(norm["moving_variance"]["counts"]) > 0
+        for view in ("summary", "gradients", "histograms?epoch=2", "histograms?epoch=2&kind=gamma", "failures",
+                     "theory", "export?format=csv"):
+            status, _ = processes.http("GET", f"{base}/api/studies/{study_id}/{view}")
+            assert status == 200, (name, view)

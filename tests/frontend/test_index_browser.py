@@ -192,3 +192,31 @@ def test_the_form_sends_a_cnn_with_batchnorm_and_fills_it_back(live_server, page
         return [readForm(form, []).model, document.getElementById('f-residual').value];
     }""", zeroed)
     assert (body[0]["residual"], body[0]["zero_init_residual"], body[1]) == (True, True, "zero")
+
+
+def test_a_linked_preset_creates_one_study_per_variant_and_compares_them(live_server, page, artifacts):
+    _open_form(page, live_server)
+    page.get_by_role("button", name="Does BatchNorm rescue a bad initializer?").click()
+    assert page.is_visible("#linked") and page.is_checked("#f-linked")
+    assert "without BatchNorm / with BatchNorm" in page.inner_text("#linked-label")
+    assert page.inner_text("#run-count").endswith("× 2 linked studies = 24 run(s)")
+    posted = []
+    page.on("request", lambda r: posted.append(r.post_data_json) if r.url.endswith("/api/studies") and r.method == "POST"
+            else None)
+    page.get_by_role("button", name="Create study").click()
+    page.wait_for_url(re.compile(r"/compare\?ids=\d+,\d+$"), timeout=15000)
+    assert [body["name"] for body in posted] == ["BatchNorm rescue — without BatchNorm", "BatchNorm rescue — with BatchNorm"]
+    assert [body["model"]["normalization"] for body in posted] == ["none", "batchnorm"]
+    assert all(body["model"]["hidden_units"] == [128, 64] and len(body["initializers"]) == 4 for body in posted)
+    page.wait_for_function("() => document.getElementById('compare').dataset.ready === 'true'", timeout=20000)
+    assert page.locator("#compare-grid > section").count() == 2
+    page.screenshot(path=str(artifacts / "linked_preset_compare.png"), full_page=True)
+
+    # Unticked, the same preset is one study, as the form shows it.
+    _open_form(page, live_server)
+    page.get_by_role("button", name="Deep residual net: zero-init residual vs He").click()
+    page.uncheck("#f-linked")
+    assert page.inner_text("#run-count").endswith("= 3 run(s)")
+    page.get_by_role("button", name="Create study").click()
+    page.wait_for_url(re.compile(r"/studies/\d+$"), timeout=15000)
+    assert page.watch.errors == []
