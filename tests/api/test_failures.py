@@ -116,3 +116,18 @@ def test_the_same_view_on_postgresql(migrated, data_dir, postgres_url):
     tags = {run["initializer"]: {tag["tag"] for tag in run["tags"]} for run in view["runs"]}
     assert {"symmetric", "vanishing_gradients"} <= tags["zeros"] and tags["he_normal"] == set()
     assert all(run["epochs_checked"] == [0, 1] for run in view["runs"])
+
+
+def test_a_cnn_with_batchnorm_gets_the_same_failure_tags(client):
+    """Issue 12: the tags read each conv channel as a unit; zeros leave every channel dead and
+    identical, He breaks the symmetry and keeps most channels alive."""
+    study = trained_study(client, SMALL, name="cnn failures",
+                          model={"family": "cnn", "conv_channels": [4, 8], "hidden_units": [16], "normalization": "batchnorm"},
+                          training={"epochs": 1, "batch_size": 32}, initializers=["zeros", "he_normal"])
+    assert [run["status"] for run in study["runs"]] == ["succeeded"] * 2
+    view = failures(client, study["id"])
+    tags = {run["initializer"]: {tag["tag"]: tag["evidence"] for tag in run["tags"]} for run in view["runs"]}
+    assert {"symmetric", "dead_relu"} <= set(tags["zeros"])
+    assert sorted(item["layer"] for item in tags["zeros"]["symmetric"]) == ["conv_0", "conv_1", "dense_0"]
+    assert "symmetric" not in tags["he_normal"] and "dead_relu" not in tags["he_normal"]
+    assert all(run["measured"] for run in view["runs"])

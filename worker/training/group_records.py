@@ -75,3 +75,41 @@ def group_unit_diagnostics(taps, model, probe_index: np.ndarray, weights: list, 
         return found
 
     return records
+
+
+def activated_layers(model, architecture) -> list[tuple[str, int, Any]]:
+    """(name, weighted position, tap) per hidden layer and the output, in a net with convolutions,
+    normalizations or skips: ``tap`` is the Keras layer whose output is that layer's activated
+    output (its ``act_j`` after a normalization or a residual sum, else the layer itself)."""
+    position = {layer.name: layer.position for layer in weighted_layers(model)}
+    present = {layer.name for layer in model.layers}
+    found = []
+    for hidden in architecture.hidden:
+        tap = f"act_{hidden.index}" if f"act_{hidden.index}" in present else hidden.layer.name
+        found.append((hidden.layer.name, position[hidden.layer.name], model.get_layer(tap)))
+    output = architecture.output.name
+    return [*found, (output, position[output], model.get_layer(output))]
+
+
+def group_block_diagnostics(taps, tapped: list[tuple[str, int, Any]], probe_index: np.ndarray, weights: list):
+    """``group_unit_diagnostics`` for nets with convolutions, normalizations or skips.
+
+    A unit is a Dense unit or a conv channel, whose image positions count as samples (a dead
+    channel is 0 at every position of every probe image; a conv kernel is its channels'
+    (kh·kw·c_in)-long filters). The pre-activations' mean-field length and correlation are
+    left out: they are not the previous output times this kernel here.
+    """
+    outputs = layer_outputs(taps, probe_index)
+    names = [activation_name(tap) for _, _, tap in tapped]
+
+    def records(index: int) -> list[dict[str, Any]]:
+        found = []
+        for (name, position, _), activation, output in zip(tapped, names, outputs):
+            tensors = weights[position]
+            units = tensors[0].shape[-1]
+            kernel = tensors[0][index].reshape(-1, units)
+            bias = tensors[1][index] if len(tensors) > 1 else np.zeros(units, kernel.dtype)  # none before a BatchNorm
+            found.append(layer_diagnostics(name, position, activation, output[index].reshape(-1, units), kernel, bias))
+        return found
+
+    return records

@@ -99,7 +99,30 @@ def test_conv_kernels_are_drawn_with_keras_conv_fans_and_recorded_whole(data):
     assert sum(records[("conv_1", "kernel")]["counts"]) == 3 * 3 * 4 * 8
     assert sum(records[("conv_1", "gradient")]["counts"]) == 3 * 3 * 4 * 8
     assert records[("conv_1", "gradient")]["norm"] > 0
-    assert sink.diagnostics[1][0] == []  # unit diagnostics are for plain MLPs only (see recorder.py)
+
+    # Unit diagnostics: a channel is a unit, its image positions count as samples.
+    diagnostics = sink.diagnostics[1][0]
+    assert [(d["layer"], d["index"], d["units"], d["activation"]) for d in diagnostics] == [
+        ("conv_0", 0, 4, "relu"), ("conv_1", 1, 8, "relu"), ("dense_0", 2, 16, "relu"), ("output", 3, 10, "linear")]
+    assert all(0.0 <= d["dead_fraction"] < 1.0 for d in diagnostics[:3]) and diagnostics[0]["units_identical"] is False
+    assert diagnostics[0]["preact_length"] is None  # the mean-field (q, c) is a plain MLP's
+
+
+@pytest.mark.parametrize("model", [
+    pytest.param(dict(CNN, normalization="batchnorm"), id="cnn-batchnorm"),
+    pytest.param(dict(hidden_units=[16, 16, 16], residual=True), id="mlp-residual"),
+])
+def test_failure_diagnostics_of_a_zero_initialized_net_see_dead_identical_units(data, model):
+    """Zero kernels and biases: every ReLU unit (a BatchNorm of a zero input is zero too) outputs
+    0 on every probe sample, and every unit's filter equals every other's."""
+    sink = MemorySink()
+    train_group([config(1, 0, "zeros", epochs=1, **model)], sink, data=data)
+    at_init = sink.diagnostics[1][0]
+    hidden = [d for d in at_init if d["layer"] != "output"]
+    assert [d["layer"] for d in hidden] == [name for name, _ in run_setup_kernels(config(1, 0, **model))
+                                            if not name.startswith("proj")][:-1]
+    for record in hidden:
+        assert record["dead_fraction"] == 1.0 and record["units_identical"] is True, record
 
 
 def test_batchnorm_keeps_each_runs_moving_statistics(data):
