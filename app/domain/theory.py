@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from app.domain import custom
-from app.domain.layers import fan, fans
+from app.domain.layers import fan
 from app.domain.registry import CUSTOM, DELTA_ORTHOGONAL, REGISTRY, Recipe, recipe_of
 
 # Keras' truncated normals redraw beyond 2 sigma; VarianceScaling divides sigma by the std of
@@ -55,7 +55,6 @@ class Theory:
 def theory_of(recipe: Recipe, shape: tuple[int, ...]) -> Theory | None:
     """The distribution a recipe draws a tensor of ``shape`` from (None: no closed form)."""
     name, args = recipe
-    fan_in, fan_out = fans(shape)
     if name == "Constant":
         value = float(args["value"])
         return Theory(f"W = {value:g}", point=value)
@@ -79,11 +78,47 @@ def theory_of(recipe: Recipe, shape: tuple[int, ...]) -> Theory | None:
     if name == "RandomNormal":
         mean, sigma = float(args["mean"]), float(args["stddev"])
         return Theory(f"N({mean:.4g}, {sigma:.4g}²)", stats.norm(mean, sigma))
-    if name in ("Orthogonal", DELTA_ORTHOGONAL) and len(shape) == 2:  # a Dense delta-orthogonal is orthogonal
-        # Each entry of gain * Q, Q with orthonormal columns (or rows), has variance gain²/max(in, out).
-        sigma = float(args["gain"]) / math.sqrt(max(fan_in, fan_out))
+    if name == "Orthogonal" or (name == DELTA_ORTHOGONAL and len(shape) == 2):  # a Dense delta-orthogonal is orthogonal
+        # Each entry of gain * Q, Q with orthonormal columns (or rows), has variance gain²/max(rows, cols);
+        # Keras flattens a conv kernel to (kh·kw·c_in) rows × c_out columns first.
+        sigma = float(args["gain"]) / math.sqrt(max(math.prod(shape[:-1]), shape[-1]))
         return Theory(f"≈ N(0, {sigma:.4g}²) (orthogonal)", stats.norm(0.0, sigma), approximate=True)
+    if name == DELTA_ORTHOGONAL and len(shape) > 2:
+        # gain·Q (c_in × c_out orthogonal) at the centre tap, zeros at the other kh·kw − 1 taps.
+        taps = math.prod(shape[:-2])
+        sigma = float(args["gain"]) / math.sqrt(max(shape[-2], shape[-1]))
+        return Theory(f"0 at {taps - 1} of {taps} taps, ≈ N(0, {sigma:.4g}²) at the centre (delta-orthogonal)",
+                      AtomAtZero(stats.norm(0.0, sigma), 1.0 / taps), approximate=True)
     return None
+
+
+@dataclass(frozen=True)
+class AtomAtZero:
+    """A draw of ``continuous`` with probability ``share``, else exactly 0: the scipy methods the
+    theory check uses (cdf, its left limit, pdf of the continuous part, ppf, support)."""
+
+    continuous: Any
+    share: float
+
+    def cdf(self, x):
+        return self.share * self.continuous.cdf(x) + (1.0 - self.share) * (np.asarray(x) >= 0)
+
+    def cdf_left(self, x):
+        return self.share * self.continuous.cdf(x) + (1.0 - self.share) * (np.asarray(x) > 0)
+
+    def pdf(self, x):
+        return self.share * self.continuous.pdf(x)
+
+    def ppf(self, levels):
+        levels = np.asarray(levels, dtype=np.float64)
+        below = self.share * self.continuous.cdf(0.0)  # mass of the continuous part below 0
+        above = below + 1.0 - self.share
+        inner = np.where(levels < below, levels / self.share,
+                         np.where(levels > above, (levels - 1.0 + self.share) / self.share, 0.5))
+        return np.where((levels >= below) & (levels <= above), 0.0, self.continuous.ppf(inner))
+
+    def support(self):
+        return self.continuous.support()
 
 
 def _variance_scaling(variance: float, distribution: str, clip: float) -> Theory:
@@ -119,9 +154,15 @@ def ks_from_quantiles(quantiles: list[float] | None, theory: Theory) -> float | 
         # All mass at one value: the share of quantiles elsewhere is the distance.
         return float(np.mean(~np.isclose(q, theory.point, rtol=1e-6, atol=1e-12)))
     cdf = theory.dist.cdf(q)
+    # Where the theory has an atom (delta-orthogonal's zeros) any level between F(x−) and F(x) fits.
+    left = theory.dist.cdf_left(q) if hasattr(theory.dist, "cdf_left") else cdf
     # The empirical CDF jumps at each quantile: compare both sides of the step.
     step = 1.0 / (q.size - 1)
-    return float(max(np.max(np.abs(levels - cdf)), np.max(np.abs(np.clip(levels - step, 0, 1) - cdf))))
+
+    def distance(at: np.ndarray) -> float:
+        return float(np.max(np.maximum(np.maximum(at - cdf, left - at), 0.0)))
+
+    return max(distance(levels), distance(np.clip(levels - step, 0, 1)))
 
 
 def density_on(theory: Theory, low: float, high: float, points: int = 200) -> dict[str, list[float]] | None:

@@ -75,3 +75,32 @@ def test_a_constant_custom_initializer_is_a_point():
     assert theory.point == pytest.approx(np.float32((2.0 / 784) ** 0.5))
     assert ks_from_quantiles(drawn_quantiles("custom", params={"distribution": "constant", "mode": "fan_in",
                                                                "scale": 2.0}), theory) == 0.0
+
+
+CONV = (3, 3, 64, 64)
+
+
+@pytest.mark.parametrize("init_id", ["orthogonal", "delta_orthogonal"])
+def test_orthogonal_conv_kernels_match_their_theory(init_id):
+    """Keras's Orthogonal flattens a conv kernel to (kh·kw·c_in) × c_out; delta-orthogonal puts
+    an orthogonal c_in × c_out matrix at the centre tap and zeros at the other 8 taps."""
+    theory = theory_for(init_id, {}, CONV)
+    assert theory is not None
+    drawn = draw(init_id, None, 5, CONV).astype(np.float32)
+    ks = ks_from_quantiles(tensor_summary(drawn)["quantiles"], theory)
+    assert ks < mismatch_threshold(drawn.size, 129), (init_id, theory.label, ks)
+    assert theory.dist.ppf([0.0005, 0.5, 0.9995])[1] == 0.0
+    # Drawn one way and read the other, the check says so.
+    other = theory_for("orthogonal" if init_id == "delta_orthogonal" else "delta_orthogonal", {}, CONV)
+    assert ks_from_quantiles(tensor_summary(drawn)["quantiles"], other) > mismatch_threshold(drawn.size, 129)
+
+
+def test_delta_orthogonal_theory_is_a_point_mass_at_zero_plus_the_centre_taps():
+    theory = theory_for("delta_orthogonal", {"gain": 2.0}, CONV)
+    dist = theory.dist
+    assert dist.share == pytest.approx(1 / 9)
+    assert dist.cdf(0.0) - dist.cdf_left(0.0) == pytest.approx(8 / 9)
+    assert dist.continuous.std() == pytest.approx(2.0 / 8.0)  # gain / sqrt(max(c_in, c_out))
+    assert "8 of 9 taps" in theory.label
+    low, high = dist.ppf([0.001, 0.999])
+    assert dist.cdf(low) == pytest.approx(0.001, abs=1e-9) and dist.cdf(high) == pytest.approx(0.999, abs=1e-9)
