@@ -172,9 +172,11 @@ class RunDropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training or self.rate <= 0:
             return inputs
+        # unstack, not inputs[k]: the gradient of K strided slices is K full-size zero tensors
+        # with one slice filled each (O(K²) memory traffic: 10 % of seed 000's fused step).
         return ops.stack([
-            keras.random.dropout(inputs[index], self.rate, seed=generator)
-            for index, generator in enumerate(self.seed_generators)
+            keras.random.dropout(run_input, self.rate, seed=generator)
+            for run_input, generator in zip(ops.unstack(inputs, axis=0), self.seed_generators)
         ])
 
     def compute_output_shape(self, input_shape):

@@ -55,9 +55,10 @@ class StackedConv(keras.layers.Layer):
 
     def call(self, inputs):
         # The order of keras.layers.Conv2D: convolution, add the bias, activation.
+        # unstack, not inputs[k]: each strided slice's gradient is a full-size tensor (see RunDropout).
         outputs = []
-        for run in range(self.runs):
-            output = ops.conv(inputs[run], self.kernel[run], strides=1, padding="same")
+        for run, run_input in enumerate(ops.unstack(inputs, axis=0)):
+            output = ops.conv(run_input, self.kernel[run], strides=1, padding="same")
             outputs.append(output if self.bias is None else ops.add(output, self.bias[run]))
         return self.activation(ops.stack(outputs))
 
@@ -139,8 +140,7 @@ class RunNormalization(keras.layers.Layer):
         pre-activations (a [0, 1] uniform kernel's) to cancellation in float32.
         """
         means, variances = [], []
-        for run in range(self.runs):
-            values = inputs[run]
+        for values in ops.unstack(inputs, axis=0):  # not inputs[k]: see StackedConv.call
             axes = list(range(len(values.shape) - 1))
             mean = ops.mean(values, axis=axes, keepdims=True)
             means.append(ops.reshape(mean, (-1,)))
