@@ -138,12 +138,6 @@ class StudySpec(NamesInitializers):
             if max(self.depths) > room:
                 raise _error("depths", f"a cnn's depth is its conv blocks, each followed by 2×2 pooling: at most "
                                        f"{room} on a 28×28 image (or pooling 'none')", max(self.depths))
-        plain = model.family == "mlp" and model.normalization == "none" and not model.residual
-        rescaled = [ref for ref in [*(self.initializers or []), model.output_initializer] if ref is not None
-                    and ref.rescale_on_data]
-        if rescaled and not plain:
-            raise _error("initializers", f"{rescaled[0].id!r} rescales the Dense layers of a plain mlp only (no "
-                                         "cnn, normalization or residual yet)", rescaled[0].id)
         return self
 
     @model_validator(mode="after")

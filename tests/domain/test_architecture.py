@@ -95,12 +95,12 @@ def test_bad_combinations_name_the_field_and_the_rule(model, field, words):
     assert where == field and words in message
 
 
-def test_grid_depths_and_lsuv_are_checked_against_the_family():
+def test_grid_depths_are_checked_against_the_family_and_lsuv_takes_every_family():
     where, message = refused({"family": "cnn", "conv_channels": [8]}, depths=[2, 5])
     assert where == "depths" and "at most 4" in message
     assert spec(family="cnn", conv_channels=[4] * 5, pooling="none").parameter_count() > 0
-    where, message = refused({"normalization": "batchnorm"}, initializers=["lsuv"])
-    assert where == "initializers" and "plain mlp" in message
+    for model in ({"normalization": "batchnorm"}, {"family": "cnn", "conv_channels": [8]}, {"hidden_units": [8, 8, 8], "residual": True}):
+        StudySpec.model_validate({"model": model, "initializers": ["lsuv"]})
 
 
 def test_limits_cover_conv_layers_channels_and_parameters():

@@ -34,7 +34,6 @@ CROSS_FIELD_RULES = (
     (None, "applies only with residual: true"),  # zero_init_residual
     (None, "would shrink the 28×28 image to nothing"),
     (None, "a cnn's depth is its conv blocks"),
-    (None, "rescales the Dense layers of a plain mlp only"),
     (None, "the signal probe measures plain MLPs only"),
 )
 

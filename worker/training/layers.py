@@ -150,12 +150,14 @@ class StackedDense(keras.layers.Layer):
                 initializer=stacked_initializer(self.bias_initializers, (self.units,)),
             )
 
+    def affine(self, inputs):
+        """x·W + b, before the activation (what LSUV measures)."""
+        outputs = ops.matmul(inputs, self.kernel)
+        return outputs if self.bias is None else ops.add(outputs, ops.expand_dims(self.bias, 1))
+
     def call(self, inputs):
         # The order of keras.layers.Dense: matmul, add the bias, activation.
-        outputs = ops.matmul(inputs, self.kernel)
-        if self.bias is not None:
-            outputs = ops.add(outputs, ops.expand_dims(self.bias, 1))
-        return self.activation(outputs)
+        return self.activation(self.affine(inputs))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)

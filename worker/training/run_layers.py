@@ -53,14 +53,18 @@ class StackedConv(keras.layers.Layer):
             self.bias = self.add_weight(name="bias", shape=(self.runs, self.channels),
                                         initializer=stacked_initializer(self.bias_initializers, (self.channels,)))
 
-    def call(self, inputs):
-        # The order of keras.layers.Conv2D: convolution, add the bias, activation.
+    def affine(self, inputs):
+        """Each run's convolution plus its bias, before the activation (what LSUV measures)."""
         # unstack, not inputs[k]: each strided slice's gradient is a full-size tensor (see RunDropout).
         outputs = []
         for run, run_input in enumerate(ops.unstack(inputs, axis=0)):
             output = ops.conv(run_input, self.kernel[run], strides=1, padding="same")
             outputs.append(output if self.bias is None else ops.add(output, self.bias[run]))
-        return self.activation(ops.stack(outputs))
+        return ops.stack(outputs)
+
+    def call(self, inputs):
+        # The order of keras.layers.Conv2D: convolution, add the bias, activation.
+        return self.activation(self.affine(inputs))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.channels)

@@ -147,3 +147,55 @@ def test_train_run_records_the_rescaled_weights_at_epoch_0(data):
         assert recorded[name]["std"] == pytest.approx(kernel.std(), rel=1e-5)
     orthogonal = weights(built(config(hidden_units=[32, 16], initializer="orthogonal")))
     assert recorded["dense_0"]["std"] != pytest.approx(orthogonal[0][0].std(), rel=1e-3)  # it did rescale
+
+
+def _same_conv(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """'same' 2-D convolution of (n, height, width, c_in) by (kh, kw, c_in, c_out), in numpy (float64)."""
+    kh, kw = kernel.shape[:2]
+    padded = np.pad(h, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    out = np.zeros((*h.shape[:3], kernel.shape[-1]))
+    for i in range(kh):
+        for j in range(kw):
+            out += np.einsum("nhwc,co->nhwo", padded[:, i:i + h.shape[1], j:j + h.shape[2], :], kernel[i, j])
+    return out + bias
+
+
+def _max_pool(h: np.ndarray) -> np.ndarray:
+    n, height, width, c = h.shape
+    return h[:, :height // 2 * 2, :width // 2 * 2].reshape(n, height // 2, 2, width // 2, 2, c).max(axis=(2, 4))
+
+
+def test_lsuv_rescales_conv_kernels_to_unit_variance_on_the_batch(data):
+    """A CNN (conv 4-8, max pooling, Dense 16, output): every layer's pre-activations, rebuilt
+    here in numpy from the rescaled weights, have variance 1 ± TOLERANCE on the LSUV batch."""
+    from worker.training.model import weighted_layers
+
+    run = config(family="cnn", conv_channels=[4, 8], hidden_units=[16])
+    assert lsuv_layers(run) == [True, True, True, True]
+    network = built(run)
+    reported = rescale_run(network, data.x_train, run)
+    (k0, b0), (k1, b1), (k2, b2), (k3, b3) = [
+        tuple(np.asarray(w[0], dtype=np.float64) for w in layer.get_weights()) for layer in weighted_layers(network)]
+    h = data.x_train[lsuv_indices(len(data.x_train), run.seed)].astype(np.float64).reshape(-1, 28, 28, 1)
+    z0 = _same_conv(h, k0, b0)
+    z1 = _same_conv(_max_pool(np.maximum(z0, 0)), k1, b1)
+    z2 = _max_pool(np.maximum(z1, 0)).reshape(len(h), -1) @ k2 + b2
+    z3 = np.maximum(z2, 0) @ k3 + b3
+    variances = [float(z.var()) for z in (z0, z1, z2, z3)]
+    assert all(abs(v - 1) < TOLERANCE for v in variances), variances
+    assert reported == pytest.approx(variances, rel=1e-3)
+
+
+def test_lsuv_on_a_residual_batchnorm_net_equals_its_lone_run_in_a_group(data):
+    """Each slice rescaled on its own run's batch, skip projections included, as alone."""
+    from support.fused import assert_same_layers
+
+    model = dict(hidden_units=[32, 16, 16], residual=True, normalization="batchnorm")
+    runs = [config(run_id=1, seed=0, **model), config(run_id=2, seed=1, **model)]
+    assert lsuv_layers(runs[0]) == [True] * 5  # dense_0, dense_1, dense_2, proj_1, output
+    fused, alone = MemorySink(), MemorySink()
+    train_group(runs, fused, data=data)
+    for run in runs:
+        train_group([run], alone, data=data)
+    for run in runs:
+        assert_same_layers(fused, alone, run.run_id, gradient_relative=5e-3)
