@@ -14,6 +14,7 @@ import numpy as np
 from app.analysis import histograms as hist
 from app.dashboard.cache import CACHE
 from app.dashboard.memo import MEMO
+from app.dashboard.run_rows import RUN_ROWS, edges_key
 from app.schemas.dashboard import (
     HistogramLayer,
     HistogramRun,
@@ -79,12 +80,19 @@ def run_histograms(run_id: int, study_id: int, layer: str, kind: str, bins: int,
                        lambda: _run_histograms(run_id, study_id, layer, kind, bins, robust))
 
 
+def _run_of(study_id: int, run_id: int, runs: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    return next((run for run in (views.study_runs(study_id) if runs is None else runs) if run["id"] == run_id), None)
+
+
 def _run_histograms(run_id: int, study_id: int, layer: str, kind: str, bins: int, robust: bool) -> RunHistograms | None:
-    edges = shared_edges(study_id, kind, bins, robust).get(layer)
-    if edges is None:
+    study_runs = views.study_runs(study_id)
+    edges = shared_edges(study_id, kind, bins, robust, study_runs).get(layer)
+    run = _run_of(study_id, run_id, study_runs)
+    if edges is None or run is None:
         return None
-    rows = views.tensors_of_run(run_id, kind, layer)
-    binned = _binned_all(edges[1], rows, bins)
+    # Re-binned once per row and shared edges: only new epochs, unless the edges moved.
+    rows, binned = RUN_ROWS.derived(run, kind, layer, ("binned", bins, edges_key(edges[1])),
+                                    lambda new: _binned_all(edges[1], new, bins))
     return RunHistograms(
         run_id=run_id, layer=layer, kind=kind, range="robust" if robust else "full", edges=edges[1].tolist(),
         approximate=any(b["approximate"] for b in binned), epochs=[row["epoch"] for row in rows],
@@ -94,15 +102,22 @@ def _run_histograms(run_id: int, study_id: int, layer: str, kind: str, bins: int
 
 def run_percentiles(run_id: int, study_id: int, layer: str, kind: str) -> RunPercentiles:
     """TensorBoard's nine percentiles of one run's layer at every epoch (kept until the study's data change)."""
-    return MEMO.answer(study_id, "run percentiles", (run_id, layer, kind), lambda: _run_percentiles(run_id, layer, kind))
+    return MEMO.answer(study_id, "run percentiles", (run_id, layer, kind),
+                       lambda: _run_percentiles(run_id, study_id, layer, kind))
 
 
-def _run_percentiles(run_id: int, layer: str, kind: str) -> RunPercentiles:
+def _percentiles(row: dict[str, Any]):
+    return hist.percentiles(row["quantiles"], row["edges"], row["counts"], hist.TENSORBOARD_PERCENTILES,
+                            row["min"], row["max"])
+
+
+def _run_percentiles(run_id: int, study_id: int, layer: str, kind: str) -> RunPercentiles:
     epochs, values, nonfinite = [], [], []
     approximate = False
-    for row in views.tensors_of_run(run_id, kind, layer):
-        found = hist.percentiles(row["quantiles"], row["edges"], row["counts"], hist.TENSORBOARD_PERCENTILES,
-                                 row["min"], row["max"])
+    run = _run_of(study_id, run_id)
+    rows, found_all = ([], []) if run is None else RUN_ROWS.derived(
+        run, kind, layer, ("percentiles",), lambda new: [_percentiles(row) for row in new])
+    for row, found in zip(rows, found_all):
         epochs.append(row["epoch"])
         nonfinite.append(row["nonfinite"])
         if found is None:

@@ -157,13 +157,14 @@ def tensors_at_epoch(study_id: int, kind: str, epoch: int) -> list[dict[str, Any
         return [row._asdict() for row in rows]
 
 
-def tensors_of_run(run_id: int, kind: str, layer: str) -> list[dict[str, Any]]:
-    """One run's ``kind`` summaries of one layer at every recorded epoch, in epoch order."""
+def tensors_of_run(run_id: int, kind: str, layer: str, after_epoch: int = -1) -> list[dict[str, Any]]:
+    """One run's ``kind`` summaries of one layer at every recorded epoch after ``after_epoch``, in epoch order."""
     with session_scope() as session:
         rows = session.execute(
             select(LayerStat.epoch, LayerStat.nonfinite, LayerStat.min, LayerStat.max, LayerStat.edges,
                    LayerStat.counts, LayerStat.quantiles)
-            .where(LayerStat.run_id == run_id, LayerStat.kind == kind, LayerStat.layer == layer)
+            .where(LayerStat.run_id == run_id, LayerStat.kind == kind, LayerStat.layer == layer,
+                   LayerStat.epoch > after_epoch)
             .order_by(LayerStat.epoch)
         )
         return [row._asdict() for row in rows]

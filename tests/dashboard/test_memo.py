@@ -11,18 +11,7 @@ from app.dashboard.failures import failure_view
 from app.dashboard.theory import theory_view
 from app.schemas.studies import StudyCreate
 from app.storage import diagnostics, records, runs, studies, views
-from support.factories import layer_rows
-
-
-def training_study() -> tuple[int, int]:
-    """A study of one running run with epoch 0 recorded; (study id, run id)."""
-    study = studies.create_study(StudyCreate(
-        name="memo", dataset={"name": "mnist", "train_samples": 100, "validation_samples": 50},
-        model={"hidden_units": [16]}, training={"epochs": 5}, initializers=["he_normal"], seeds=[0]))[0]
-    run_id = study.runs[0].id
-    runs.claim_run(run_id, worker_host="test")
-    records.record_layers(run_id, 0, layer_rows(np.random.default_rng(0), 0.05, 0))
-    return study.id, run_id
+from support.factories import layer_rows, training_study
 
 
 def record(run_id: int, epoch: int) -> None:

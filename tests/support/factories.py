@@ -67,3 +67,17 @@ def trained_study(client, base: dict, **spec) -> dict:
     study = response.json()
     execute_group([run["id"] for run in study["runs"]])
     return client.get(f"/api/studies/{study['id']}").json()
+
+
+def training_study() -> tuple[int, int]:
+    """A study of one running run with epoch 0 recorded; (study id, run id)."""
+    from app.schemas.studies import StudyCreate
+    from app.storage import records, studies
+
+    study = studies.create_study(StudyCreate(
+        name="memo", dataset={"name": "mnist", "train_samples": 100, "validation_samples": 50},
+        model={"hidden_units": [16]}, training={"epochs": 5}, initializers=["he_normal"], seeds=[0]))[0]
+    run_id = study.runs[0].id
+    run_store.claim_run(run_id, worker_host="test")
+    records.record_layers(run_id, 0, layer_rows(np.random.default_rng(0), 0.05, 0))
+    return study.id, run_id
