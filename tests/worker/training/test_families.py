@@ -195,3 +195,37 @@ def test_normalization_parameters_are_recorded_as_their_own_kinds(data, normaliz
     trained = {(r["layer"], r["kind"]): r for r in sink.layers[1][1]}
     for kind in kinds:
         assert trained[(f"{prefix}_1", kind)]["min"] < trained[(f"{prefix}_1", kind)]["max"], kind  # moved, unit by unit
+
+
+FORM_COMBINATIONS = [
+    (family, normalization, residual)
+    for family in ("mlp", "cnn") for normalization in ("none", "batchnorm", "layernorm") for residual in ("no", "yes", "zero")
+]
+
+
+@pytest.mark.parametrize("family, normalization, residual", FORM_COMBINATIONS,
+                         ids=["-".join(combination) for combination in FORM_COMBINATIONS])
+def test_every_combination_the_form_offers_trains_and_records_every_layer(data, family, normalization, residual):
+    """Family × normalization × "Residual blocks" (no / yes / zero-init), as the form offers them:
+    a group of two runs trains an epoch, every layer with a kernel, every normalization and every
+    hidden layer's diagnostics are recorded at epochs 0 and 1, and the losses are finite."""
+    model = dict(family=family, normalization=normalization, residual=residual != "no",
+                 zero_init_residual=residual == "zero")
+    model.update(dict(conv_channels=[4, 4, 4], hidden_units=[8], pooling="none") if family == "cnn"
+                 else dict(hidden_units=[16, 16, 16]))
+    runs = [config(1, 0, "he_normal", epochs=1, **model), config(2, 1, "glorot_uniform", epochs=1, **model)]
+    sink = MemorySink()
+    outcomes = train_group(runs, sink, data=data)
+    assert [outcome.status for outcome in outcomes.values()] == ["succeeded", "succeeded"]
+    architecture = runs[0].architecture()
+    kernels = [layer.name for layer in architecture.weighted()]
+    norms = [hidden.norm for hidden in architecture.hidden if hidden.norm]
+    assert len(norms) == (0 if normalization == "none" else len(architecture.hidden))
+    for run in runs:
+        assert np.isfinite(sink.epochs[run.run_id][-1]["loss"])
+        for epoch in (0, 1):
+            records = sink.layers[run.run_id][epoch]
+            assert [r["layer"] for r in records if r["kind"] == "kernel"] == kernels
+            assert sorted({r["layer"] for r in records if r["kind"] == "gamma"}) == sorted(norms)
+            diagnostics = [d["layer"] for d in sink.diagnostics[run.run_id][epoch]]
+            assert diagnostics == [hidden.layer.name for hidden in architecture.hidden] + ["output"]
