@@ -1,0 +1,59 @@
+"""Is an accuracy gap between initlab and the plain loop the batch order, or a defect?
+
+For one initializer of a workload (bench/workloads.py), each seed trained three ways on the
+same data: plain Keras (bench/sequential_loop.py's model) with its own shuffle, plain Keras fed
+initlab's batch order (``trainer.epoch_order``, ``shuffle=False``), and initlab alone (a group
+of one). Prints each seed's final validation accuracy (bench/RESULTS.md, "Two more measurements").
+
+    python bench/same_order.py deep he_normal
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(workload: str = typer.Argument(..., help="a name of workloads.WORKLOADS"),
+         initializer: str = typer.Argument(..., help="an initializer key of that workload, e.g. he_normal")) -> None:
+    import keras
+
+    from app.domain.spec import StudySpec
+    from sequential_loop import plain_model
+    from worker.training.datasets import prepare_data
+    from worker.training.sink import MemorySink
+    from worker.training.trainer import epoch_order, train_group
+    from workloads import WORKLOADS
+
+    spec = StudySpec.model_validate(WORKLOADS[workload])
+    data = prepare_data(spec.dataset.name, spec.dataset.train_samples, spec.dataset.validation_samples,
+                        os.environ.get("INITLAB_DATA_DIR"), spec.dataset.subset_seed)
+    batch, epochs = spec.training.batch_size, spec.training.epochs
+    for planned in spec.runs():
+        if planned.initializer.key != initializer:
+            continue
+        setup = spec.setup(1, planned.initializer, planned.seed, planned.activation, planned.depth)
+        keras.utils.set_random_seed(planned.seed)
+        shuffled = plain_model(setup, data.x_train.shape[1]).fit(
+            data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), batch_size=batch, epochs=epochs,
+            verbose=0).history["val_accuracy"][-1]
+        keras.utils.set_random_seed(planned.seed)
+        model = plain_model(setup, data.x_train.shape[1])
+        for epoch in range(1, epochs + 1):
+            order = epoch_order(planned.seed, epoch, len(data.y_train))
+            history = model.fit(data.x_train[order], data.y_train[order], validation_data=(data.x_val, data.y_val),
+                                batch_size=batch, epochs=1, shuffle=False, verbose=0).history
+        sink = MemorySink()
+        train_group([setup], sink, data=data)
+        print(f"{initializer} seed {planned.seed}: plain Keras shuffled {shuffled:.4f}, plain Keras in initlab's "
+              f"order {history['val_accuracy'][-1]:.4f}, initlab {sink.epochs[1][-1]['val_accuracy']:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    typer.run(main)
