@@ -18,7 +18,6 @@ from worker.training.probe import activation_name, kernel_gradients, layer_outpu
 from worker.training.stats import gradient_summary, tensor_summary
 
 
-
 def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray, weights: list):
     """A function of a run's slice index: that run's kernel, bias and gradient records, and its
     normalization layers' scale (gamma), offset (beta) and BatchNorm moving statistics.
@@ -55,32 +54,10 @@ def group_layer_statistics(model, probe_index: np.ndarray, probe_y: np.ndarray, 
     return records
 
 
-def group_unit_diagnostics(taps, model, probe_index: np.ndarray, weights: list, probe_x: np.ndarray):
-    """A function of a run's slice index: that run's unit diagnostics (app/domain/units.py).
-    One forward pass for the group; slice k of each layer's (runs, samples, units)
-    output is run k's own model on run k's own probe samples. Each layer's pre-activations
-    are its input (the previous layer's output; ``probe_x`` for the first) times its weights.
-    """
-    layers = weighted_layers(model)
-    outputs = layer_outputs(taps, probe_index)
-    names = [activation_name(layer) for layer in layers]
-
-    def records(index: int) -> list[dict[str, Any]]:
-        found, layer_input = [], probe_x[:, index, :]
-        for position, (layer, name, output, (kernel, bias)) in enumerate(zip(layers, names, outputs, weights)):
-            with np.errstate(all="ignore"):
-                pre = layer_input[:CORRELATION_SAMPLES].astype(np.float64) @ kernel[index] + bias[index]
-            found.append(layer_diagnostics(layer.name, position, name, output[index], kernel[index], bias[index], pre))
-            layer_input = output[index]
-        return found
-
-    return records
-
-
 def activated_layers(model, architecture) -> list[tuple[str, int, Any]]:
-    """(name, weighted position, tap) per hidden layer and the output, in a net with convolutions,
-    normalizations or skips: ``tap`` is the Keras layer whose output is that layer's activated
-    output (its ``act_j`` after a normalization or a residual sum, else the layer itself)."""
+    """(name, weighted position, tap) per hidden layer and the output: ``tap`` is the Keras layer
+    whose output is that layer's activated output (its ``act_j`` after a normalization or a
+    residual sum, else the layer itself, as in a plain MLP)."""
     position = {layer.name: layer.position for layer in weighted_layers(model)}
     present = {layer.name for layer in model.layers}
     found = []
@@ -91,25 +68,36 @@ def activated_layers(model, architecture) -> list[tuple[str, int, Any]]:
     return [*found, (output, position[output], model.get_layer(output))]
 
 
-def group_block_diagnostics(taps, tapped: list[tuple[str, int, Any]], probe_index: np.ndarray, weights: list):
-    """``group_unit_diagnostics`` for nets with convolutions, normalizations or skips.
+def group_unit_diagnostics(taps, tapped: list[tuple[str, int, Any]], probe_index: np.ndarray, weights: list,
+                           probe_x: np.ndarray | None = None):
+    """A function of a run's slice index: that run's unit diagnostics (app/domain/units.py).
 
-    A unit is a Dense unit or a conv channel, whose image positions count as samples (a dead
-    channel is 0 at every position of every probe image; a conv kernel is its channels'
-    (kh·kw·c_in)-long filters). The pre-activations' mean-field length and correlation are
-    left out: they are not the previous output times this kernel here.
+    One forward pass for the group (``taps``, the model returning each of ``tapped``'s outputs,
+    ``activated_layers``); slice k of each output is run k's own model on run k's own probe
+    samples. A unit is a Dense unit or a conv channel, whose image positions count as samples (a
+    dead channel is 0 at every position of every probe image; a conv kernel is its channels'
+    (kh·kw·c_in)-long filters). ``probe_x`` (the first layer's input), given for a plain MLP
+    only, adds the pre-activations' mean-field length and correlation: there each layer's
+    pre-activations are its input (the previous layer's output) times its weights, which is
+    not so across a normalization, a pooling or a skip.
     """
     outputs = layer_outputs(taps, probe_index)
     names = [activation_name(tap) for _, _, tap in tapped]
 
     def records(index: int) -> list[dict[str, Any]]:
-        found = []
+        found, layer_input = [], None if probe_x is None else probe_x[:, index, :]
         for (name, position, _), activation, output in zip(tapped, names, outputs):
             tensors = weights[position]
             units = tensors[0].shape[-1]
             kernel = tensors[0][index].reshape(-1, units)
             bias = tensors[1][index] if len(tensors) > 1 else np.zeros(units, kernel.dtype)  # none before a BatchNorm
-            found.append(layer_diagnostics(name, position, activation, output[index].reshape(-1, units), kernel, bias))
+            pre = None
+            if layer_input is not None:
+                with np.errstate(all="ignore"):
+                    pre = layer_input[:CORRELATION_SAMPLES].astype(np.float64) @ kernel + bias
+                layer_input = output[index]
+            found.append(layer_diagnostics(name, position, activation, output[index].reshape(-1, units), kernel, bias,
+                                           pre))
         return found
 
     return records

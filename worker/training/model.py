@@ -122,7 +122,7 @@ def normalization_layers(model) -> list[RunNormalization]:
 
 
 def dense_layers(model) -> list[StackedDense]:
-    """A plain MLP's Dense layers in order, hidden first and the output last (LSUV, the signal probe)."""
+    """A plain MLP's Dense layers in order, hidden first and the output last (the signal probe)."""
     return [layer for layer in weighted_layers(model) if isinstance(layer, StackedDense)]
 
 

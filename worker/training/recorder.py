@@ -23,9 +23,7 @@ from app.domain.spec import RunSetup
 from worker.training.datasets import PreparedData
 from worker.training.device import describe_device
 from worker.training.model import is_plain_mlp, weighted_layers
-from worker.training.group_records import (
-    activated_layers, group_block_diagnostics, group_layer_statistics, group_unit_diagnostics,
-)
+from worker.training.group_records import activated_layers, group_layer_statistics, group_unit_diagnostics
 from worker.training.probe import output_model, probe_indices
 from worker.training.sink import RunEpoch, Sink
 
@@ -121,7 +119,7 @@ class GroupRecorder(keras.callbacks.Callback):
         self._epoch = 0
         self._epoch_started = 0.0
         self._last_report = 0.0
-        self._taps = None  # (the group model, the model returning each tapped output, activated_layers or None)
+        self._taps = None  # (the group model, the model returning each tapped output, activated_layers)
 
     # -- what train_group asks ------------------------------------------------------
 
@@ -237,15 +235,11 @@ class GroupRecorder(keras.callbacks.Callback):
         weights = [layer.get_weights() for layer in weighted_layers(model)]  # one copy for both
         statistics = group_layer_statistics(model, self.probe_index, self.probe_y, weights)
         if self._taps is None or self._taps[0] is not model:
-            # A plain MLP's diagnostics rebuild each layer's pre-activations from the previous
-            # layer's output; other nets tap each layer's activated output (group_records.py).
-            tapped = None if is_plain_mlp(model) else activated_layers(model, self.slots[0].setup.architecture())
-            layers = weighted_layers(model) if tapped is None else [tap for _, _, tap in tapped]
-            self._taps = (model, output_model(model, layers), tapped)
+            tapped = activated_layers(model, self.slots[0].setup.architecture())
+            self._taps = (model, output_model(model, [tap for _, _, tap in tapped]), tapped)
         _, taps, tapped = self._taps
-        if tapped is None:
-            diagnostics = group_unit_diagnostics(taps, model, self.probe_index, weights, self.probe_x)
-        else:
-            diagnostics = group_block_diagnostics(taps, tapped, self.probe_index, weights)
+        # A plain MLP's pre-activations follow from each layer's input (mean-field q and c).
+        probe_x = self.probe_x if is_plain_mlp(model) else None
+        diagnostics = group_unit_diagnostics(taps, tapped, self.probe_index, weights, probe_x)
         self.sink.record(epoch, [RunEpoch(slot.run_id, dict(slot.last_metrics) if with_metrics else None,
                                           statistics(slot.index), diagnostics(slot.index)) for slot in active])
