@@ -47,5 +47,5 @@ def answer_probe(spec: SignalProbeSpec) -> dict:
     networks = [{"id": ref.id, "params": ref.params, "name": REGISTRY[ref.id].name, "seconds": round(signal.seconds, 4),
                  "layers": [vars(layer) for layer in signal.layers]}
                 for ref, signal in zip(spec.initializers, signals)]
-    return json_safe({"dataset": dataset.name, "activation": spec.model.activation, "depth": len(spec.model.hidden_units),
+    return json_safe({"dataset": dataset.name, "activation": spec.model.activation, "depth": len(spec.study().architecture().hidden),
                       "probe_samples": signals[0].samples, "seed": spec.seed, "initializers": networks})

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from app.domain.registry import REGISTRY
-from app.domain.blocks import field_error
 from app.domain.spec import MAX_SEED, DatasetSpec, Initializer, InitializerRef, ModelSpec, NamesInitializers, RunSetup, StudySpec
 
 MAX_PROBE_SAMPLES = 512
-# Model fields the probe does not measure yet (worker/training/signal.py repeats a plain MLP's
-# forward pass by hand), with the only value it takes; left out of the key at that value, so a
-# question asked before they existed keeps its key.
+# Model fields added after the probe first answered (it measured plain MLPs only), at the values
+# those questions had: left out of the key at these values, so a question asked before they
+# existed keeps its key and its stored answer.
 PLAIN_MLP = {"family": "mlp", "conv_channels": None, "kernel_size": None, "pooling": None,
              "normalization": "none", "residual": False, "zero_init_residual": False}
 
@@ -34,21 +33,17 @@ class SignalProbeSpec(NamesInitializers):
     seed: int = Field(default=0, ge=0, le=MAX_SEED, description="the run seed: per-layer weights and the probe batch")
     probe_samples: int = Field(default=256, ge=2, le=MAX_PROBE_SAMPLES, description="probe batch size")
 
-    @model_validator(mode="after")
-    def _plain_mlp(self) -> "SignalProbeSpec":
-        for name, plain in PLAIN_MLP.items():
-            value = getattr(self.model, name)
-            if value != plain:
-                raise field_error(f"model.{name}", "the signal probe measures plain MLPs only for now (no cnn, "
-                                                   "normalization or residual)", value)
-        return self
+    def study(self) -> StudySpec:
+        """The one-seed study whose runs' networks this question probes (its limits are a study's)."""
+        return StudySpec(model=self.model, dataset=self.dataset, initializers=self.initializers,
+                         bias_initializer=self.bias_initializer, seeds=[self.seed])
 
     def setups(self) -> list[RunSetup]:
         """One run setup per initializer, as a study with these blocks would train them."""
-        study = StudySpec(model=self.model, dataset=self.dataset, initializers=self.initializers,
-                          bias_initializer=self.bias_initializer, seeds=[self.seed])
+        study = self.study()
         return [study.setup(0, ref, self.seed) for ref in self.initializers]
 
     def key(self) -> str:
         """The same question always has the same key (the answer is exact and repeatable)."""
-        return hashlib.sha256(self.model_dump_json(exclude={"model": set(PLAIN_MLP)}).encode()).hexdigest()
+        unchanged = {name for name, plain in PLAIN_MLP.items() if getattr(self.model, name) == plain}
+        return hashlib.sha256(self.model_dump_json(exclude={"model": unchanged}).encode()).hexdigest()

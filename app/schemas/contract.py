@@ -40,8 +40,8 @@ CROSS_FIELD_RULES = (
     "its maxval; the whole study within INITLAB_MAX_RUNS_PER_STUDY runs and INITLAB_MAX_PARAMETERS "
     "weights per network; the model's family and its shape: conv_channels, kernel_size and pooling only "
     "with family cnn, which needs a convolution, an mlp a hidden layer, residual stacks an odd number of "
-    "layers (at least 3), at most 4 pooled conv blocks (a cnn's depths too); LSUV and the signal probe on "
-    "plain MLPs only.")
+    "layers (at least 3), at most 4 pooled conv blocks (a cnn's depths too); the signal probe within a "
+    "study's limits and INITLAB_MAX_PROBE_WEIGHTS / INITLAB_MAX_PROBE_ACTIVATIONS.")
 GUARD_RESPONSES: dict[str, dict[str, Any]] = {
     "403": {"description": "a browser's cross-origin write (Origin or Sec-Fetch-Site), refused",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}},

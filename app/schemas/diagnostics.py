@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.domain.datasets import DATASETS
+from app.domain.limits import limit_problems
 from app.domain.probe import SignalProbeSpec
 from app.schemas.common import plain_json
+from app.schemas.studies import study_limits
 from app.settings import get_settings
 
 # Variances of an exploding network overflow: they travel as "Infinity"/"NaN", like a diverged run's loss.
@@ -27,31 +29,26 @@ class SignalRequest(SignalProbeSpec):
 
     @model_validator(mode="after")
     def _bounded_cost(self) -> "SignalRequest":
+        """A study's limits on the network (layers, units, channels, parameters, training samples),
+        then the probe's own: weights and activations of all its networks at once."""
         settings = get_settings()
-        units = self.model.hidden_units
-        for broken, message in ((len(units) > settings.max_hidden_layers,
-                                 f"at most {settings.max_hidden_layers} hidden layers (INITLAB_MAX_HIDDEN_LAYERS)"),
-                                (max(units) > settings.max_hidden_units,
-                                 f"at most {settings.max_hidden_units} units per layer (INITLAB_MAX_HIDDEN_UNITS)")):
-            if broken:
-                raise ValidationError.from_exception_data("SignalRequest", [InitErrorDetails(
-                    type=PydanticCustomError("limit", "Value error, {message}", {"message": message}),
-                    loc=("model", "hidden_units"), input=units)])
-        info = DATASETS[self.dataset.name]
-        widths = [info.input_dim, *self.model.hidden_units, info.num_classes]
-        weights = sum(a * b for a, b in zip(widths, widths[1:]))
-        if weights > settings.max_parameters:
-            raise ValueError(f"model.hidden_units: the model has {weights:,} weights, more than the limit of "
-                             f"{settings.max_parameters:,} (INITLAB_MAX_PARAMETERS)")
+        study = self.study()
+        problems = limit_problems(study, replace(study_limits(settings), worker_memory=None))
+        if problems:
+            raise ValidationError.from_exception_data("SignalRequest", [InitErrorDetails(
+                type=PydanticCustomError("limit", "Value error, {message}", {"message": message}),
+                loc=tuple(field.split(".")), input=None) for field, message in problems])
+        architecture = study.architecture()
+        weights = architecture.parameter_count()
         if weights * len(self.initializers) > settings.max_probe_weights:
             raise ValueError(f"initializers: {len(self.initializers)} networks of {weights:,} weights exceed the probe's "
                              f"limit of {settings.max_probe_weights:,} weights in all (INITLAB_MAX_PROBE_WEIGHTS); "
                              "use fewer initializers or smaller layers")
         samples = min(self.probe_samples, self.dataset.train_samples or self.probe_samples)
-        activations = samples * sum(self.model.hidden_units)
-        if activations > settings.max_probe_activations:
-            raise ValueError(f"probe_samples: {samples} samples × {sum(self.model.hidden_units):,} hidden units are "
-                             f"{activations:,} activations, more than {settings.max_probe_activations:,} "
+        values = architecture.activation_values()  # a plain MLP's: the sum of its hidden units
+        if samples * values > settings.max_probe_activations:
+            raise ValueError(f"probe_samples: {samples} samples × {values:,} hidden-layer values each are "
+                             f"{samples * values:,} activations, more than {settings.max_probe_activations:,} "
                              "(INITLAB_MAX_PROBE_ACTIVATIONS); use fewer samples or smaller layers")
         return self
 
@@ -59,7 +56,7 @@ class SignalRequest(SignalProbeSpec):
 class LayerSignal(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="strings")
 
-    layer: str = Field(description="dense_0 … dense_{depth-1}, then output")
+    layer: str = Field(description="the hidden layers as a study's records name them (conv_0 …, dense_0 …), then output")
     index: int = Field(description="1 = the first hidden layer; depth + 1 = the output layer")
     units: int
     activation_variance: Measure = Field(description="variance of the layer's output (logits for the output layer)")
@@ -83,7 +80,7 @@ class InitializerSignal(BaseModel):
 class SignalResponse(BaseModel):
     dataset: str
     activation: str
-    depth: int = Field(description="hidden layers")
+    depth: int = Field(description="hidden layers (convolutions and Dense layers; the output layer not counted)")
     probe_samples: int = Field(description="samples in the probe batch actually used")
     seed: int
     initializers: list[InitializerSignal]

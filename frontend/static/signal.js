@@ -12,7 +12,17 @@ const URL_PROBE = "/api/diagnostics/signal-propagation";
 
 // Seed 002's argument: with ReLU, √(2/n) keeps the signal through 20 layers, ±1/√n does not.
 const SEED_002 = { depth: 20, width: 256, activation: "relu", dataset: "mnist", seed: 0, samples: 256,
-                   initializers: ["he_normal", "uniform_fan_in"] };
+                   initializers: ["he_normal", "uniform_fan_in"], family: "mlp", normalization: "none", residual: "no" };
+// Seed 002's question: does normalization make the initializer irrelevant? (for the signal at init, yes)
+const BATCHNORM = { ...SEED_002, normalization: "batchnorm" };
+
+const isCnn = () => $("s-family").value === "cnn";
+
+/** "16, 32" → [16, 32]; anything else is left for the server to name. */
+function channels() {
+  const text = $("s-channels").value.trim();
+  return text ? text.split(/[\s,]+/).map(Number) : [];
+}
 
 function checkedInitializers() {
   return [...form.querySelectorAll("#s-initializer-list input[type=checkbox]:checked")].map((box) => box.value);
@@ -21,9 +31,14 @@ function checkedInitializers() {
 function readForm() {
   const depth = Number($("s-depth").value);
   const width = Number($("s-width").value);
+  const residual = $("s-residual").value;
+  const model = { hidden_units: Array.from({ length: Number.isInteger(depth) && depth > 0 ? depth : 0 }, () => width),
+                  activation: $("s-activation").value, family: $("s-family").value,
+                  normalization: $("s-normalization").value, residual: residual !== "no" };
+  if (residual === "zero") model.zero_init_residual = true;
+  if (isCnn()) Object.assign(model, { conv_channels: channels(), pooling: $("s-pooling").value });
   return {
-    model: { hidden_units: Array.from({ length: Number.isInteger(depth) && depth > 0 ? depth : 0 }, () => width),
-             activation: $("s-activation").value },
+    model,
     initializers: checkedInitializers(),
     dataset: { name: $("s-dataset").value },
     seed: Number($("s-seed").value),
@@ -38,7 +53,16 @@ function fill(preset) {
   if ([...$("s-dataset").options].some((option) => option.value === preset.dataset)) $("s-dataset").value = preset.dataset;
   $("s-seed").value = preset.seed;
   $("s-samples").value = preset.samples;
+  $("s-family").value = preset.family;
+  $("s-normalization").value = preset.normalization;
+  $("s-residual").value = preset.residual;
+  showFamily();
   for (const box of form.querySelectorAll("#s-initializer-list input[type=checkbox]")) box.checked = preset.initializers.includes(box.value);
+}
+
+function showFamily() {
+  for (const field of form.querySelectorAll("[data-cnn]")) field.hidden = !isCnn();
+  $("s-depth").min = isCnn() ? 0 : 1;  // a CNN's dense head may be empty
 }
 
 function clearErrors() {
@@ -76,8 +100,12 @@ function localProblems(body) {
   const problems = [];
   const depth = Number($("s-depth").value);
   const width = Number($("s-width").value);
-  if (!Number.isInteger(depth) || depth < 1 || depth > Number($("s-depth").max)) {
-    problems.push({ field: "model.hidden_units", msg: `hidden layers must be a whole number from 1 to ${$("s-depth").max}` });
+  const least = Number($("s-depth").min);
+  if (!Number.isInteger(depth) || depth < least || depth > Number($("s-depth").max)) {
+    problems.push({ field: "model.hidden_units", msg: `hidden layers must be a whole number from ${least} to ${$("s-depth").max}` });
+  }
+  if (isCnn() && (!channels().length || !channels().every((c) => Number.isInteger(c) && c > 0))) {
+    problems.push({ field: "model.conv_channels", msg: "channels per conv layer, whole numbers separated by commas (e.g. 16, 32)" });
   }
   if (!Number.isInteger(width) || width < 1 || width > Number($("s-width").max)) {
     problems.push({ field: "model.hidden_units", msg: `units per layer must be a whole number from 1 to ${$("s-width").max}` });
@@ -234,6 +262,8 @@ async function start() {
       el("span", { class: "formula", id: `s-formula-${entry.id}`, text: entry.formula })))));
   fill(SEED_002);
   $("preset-seed-002").addEventListener("click", () => { fill(SEED_002); probe(); });
+  $("preset-batchnorm").addEventListener("click", () => { fill(BATCHNORM); probe(); });
+  $("s-family").addEventListener("change", showFamily);
   form.addEventListener("submit", probe);
   form.dataset.ready = "true";
 }

@@ -96,12 +96,34 @@ def test_overflow_travels_as_strings(client):
     ({"probe_samples": 513}, "probe_samples", "less than or equal to 512"),
     ({"model": {"hidden_units": [800] * 30}}, "body", "16,000,000 weights in all (INITLAB_MAX_PROBE_WEIGHTS)"),
     ({"model": {"hidden_units": [4000, 1] * 25}, "probe_samples": 512}, "body", "probe_samples: 512 samples"),
+    ({"model": {"family": "cnn", "conv_channels": [300], "hidden_units": []}}, "model.conv_channels",
+     "at most 256 channels per conv layer (INITLAB_MAX_CONV_CHANNELS)"),
+    ({"model": {"family": "cnn", "conv_channels": [64] * 8, "pooling": "none", "hidden_units": []}}, "body",
+     "hidden-layer values each"),
+    ({"model": {"hidden_units": [64, 64], "residual": True}}, "model.hidden_units", "an odd number of layers"),
 ])
 def test_bad_input_is_a_422_naming_field_and_rule(client, patch, field, rule):
     response = client.post(URL, json={**SEED_002, **patch})
     assert response.status_code == 422, response.text
     details = response.json()["detail"]
     assert any(item["field"] == field and rule in item["msg"] for item in details), details
+
+
+def test_a_batchnorm_cnn_is_probed_with_its_own_layer_names(client):
+    """The model block of a study, any family: each conv channel is a unit, and BatchNorm on the
+    probe batch's statistics gives every normalized layer unit pre-activation variance."""
+    body = {"model": {"family": "cnn", "conv_channels": [4, 8], "pooling": "max", "hidden_units": [16],
+                      "normalization": "batchnorm"},
+            "initializers": ["uniform_0_1", "he_normal"], "dataset": {"name": "fashion_mnist", "train_samples": 500},
+            "probe_samples": 64}
+    response = client.post(URL, json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["depth"] == 3
+    for network in answer["initializers"]:
+        assert [(layer["layer"], layer["units"]) for layer in network["layers"]] == [
+            ("conv_0", 4), ("conv_1", 8), ("dense_0", 16), ("output", 10)]
+        assert all(0.8 < layer["preactivation_variance"] <= 1 for layer in network["layers"][:-1]), network
 
 
 def test_depth_limit_comes_from_settings(client, monkeypatch):

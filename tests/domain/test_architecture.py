@@ -123,13 +123,19 @@ def test_memory_counts_conv_outputs_and_kernels():
     assert statistics_memory(cnn) == 1568 * 64 * 16  # the largest kernel: the head's
 
 
-def test_the_signal_probe_refuses_what_it_cannot_measure_and_keeps_its_keys():
-    with pytest.raises(ValidationError) as caught:
-        SignalProbeSpec.model_validate({"initializers": ["he_normal"], "model": {"normalization": "batchnorm"}})
-    assert caught.value.errors()[0]["loc"] == ("model", "normalization")
+def test_the_signal_probe_takes_every_family_and_keeps_its_keys():
     # The key a plain question had before model families existed (computed at commit 77593db).
     plain = SignalProbeSpec.model_validate({"initializers": ["he_normal"]})
     assert plain.key() == "fc4a6f5a394173ae03ba6d1d9f573112d7a9223fc115b29680e87acaecde7bb6"
+    keys = {SignalProbeSpec.model_validate({"initializers": ["he_normal"], "model": model}).key() for model in (
+        {"normalization": "batchnorm"}, {"normalization": "layernorm"}, {"hidden_units": [64] * 3, "residual": True},
+        {"hidden_units": [64] * 3, "residual": True, "zero_init_residual": True},
+        {"family": "cnn", "conv_channels": [16, 32], "pooling": "max"},
+        {"family": "cnn", "conv_channels": [16, 32], "pooling": "avg"})}
+    assert len(keys) == 6 and plain.key() not in keys  # another network, another answer
+    cnn = SignalProbeSpec.model_validate({"initializers": ["he_normal"], "model": {
+        "family": "cnn", "conv_channels": [16, 32], "pooling": "max", "hidden_units": [64]}})
+    assert [hidden.layer.name for hidden in cnn.study().architecture().hidden] == ["conv_0", "conv_1", "dense_0"]
 
 
 def test_zero_init_residual_zeroes_each_blocks_last_kernel_or_scale_and_needs_residual():

@@ -90,6 +90,58 @@ def test_seed_002_preset_draws_three_charts(server, page, artifacts):
     assert page.watch.errors == [] and page.watch.external() == []
 
 
+def test_batchnorm_preset_keeps_both_lines_flat(server, page):
+    """Seed 002's nets with BatchNorm: normalizing each layer on the batch's statistics keeps the
+    uniform rule's signal as flat as He's (the question "does normalization make the initializer
+    irrelevant?", answered for the signal at init)."""
+    _open(page, server)
+    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+        page.get_by_role("button", name="The same 20 layers with BatchNorm").click()
+    assert answer.value.status == 200
+    assert answer.value.request.post_data_json["model"]["normalization"] == "batchnorm"
+    page.wait_for_function("() => document.getElementById('signal-results').dataset.ready === 'true'", timeout=60000)
+    assert page.get_by_label("Normalization", exact=True).input_value() == "batchnorm"
+    figure = _figure(page, "chart-activation")
+    for name, values in zip(figure["names"], figure["y"]):
+        hidden = np.array(values[:20], dtype=float)
+        assert np.all((hidden / hidden[0] >= 1 / 4) & (hidden / hidden[0] <= 4)), (name, hidden / hidden[0])
+    assert page.watch.errors == []
+
+
+def test_a_cnn_with_batchnorm_is_probed_from_the_form(server, page, artifacts):
+    _open(page, server)
+    assert page.get_by_label("Conv channels", exact=True).is_hidden()  # an MLP has none
+    page.get_by_label("Model", exact=True).select_option("cnn")
+    page.get_by_label("Conv channels", exact=True).fill("4, 8")
+    page.get_by_label("Pooling", exact=True).select_option("max")
+    page.get_by_label("Hidden layers", exact=True).fill("1")
+    page.get_by_label("Units per layer", exact=True).fill("16")
+    page.get_by_label("Normalization", exact=True).select_option("batchnorm")
+    page.get_by_label("Probe samples", exact=True).fill("64")
+    for box in page.locator("#s-initializer-list input[type=checkbox]").all():
+        box.set_checked(box.get_attribute("value") in ("he_normal", "delta_orthogonal"))
+    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+        page.get_by_role("button", name="Probe the untrained network").click()
+    assert answer.value.status == 200, answer.value.text()
+    assert answer.value.request.post_data_json["model"] == {
+        "hidden_units": [16], "activation": "relu", "family": "cnn", "normalization": "batchnorm", "residual": False,
+        "conv_channels": [4, 8], "pooling": "max"}
+    page.wait_for_function("() => document.getElementById('signal-results').dataset.ready === 'true'", timeout=60000)
+    layers = page.eval_on_selector("#chart-activation", "el => el.data.map(t => t.customdata.map(c => c[0]))")
+    assert layers == [["conv_0", "conv_1", "dense_0", "output"]] * 2
+    assert "of 3 hidden layers" in page.locator("#signal-status").inner_text()
+    page.screenshot(path=str(artifacts / "signal_cnn_batchnorm.png"), full_page=True)
+
+    # A shape the server refuses comes back next to its field.
+    page.get_by_label("Residual blocks", exact=True).select_option("yes")
+    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+        page.get_by_role("button", name="Probe the untrained network").click()
+    assert answer.value.status == 422
+    page.locator("#err-model-conv_channels:not(:empty)").wait_for()
+    assert "odd number of layers" in page.locator("#err-model-conv_channels").inner_text()
+    assert [e for e in page.watch.errors if "422" not in e] == []
+
+
 def test_server_refusal_lands_by_the_field(server, page):
     _open(page, server)
     page.get_by_label("Hidden layers", exact=True).fill("3")

@@ -26,7 +26,7 @@ CROSS_FIELD_RULES = (
     ("idempotency_key_reused", ""),  # the same Idempotency-Key sent earlier with another study
     ("queue_not_served", ""),  # a study's queue that no live worker serves (GET /api/workers lists them)
     # the model's family and its shape (app/domain/blocks.py): fields that apply to one family only,
-    # layer counts that residual blocks and 2×2 pooling allow, LSUV and the probe on plain MLPs
+    # layer counts that residual blocks and 2×2 pooling allow
     (None, "applies only with family cnn"),
     (None, "family cnn needs at least one convolution"),
     (None, "an mlp needs at least one hidden layer"),
@@ -34,7 +34,6 @@ CROSS_FIELD_RULES = (
     (None, "applies only with residual: true"),  # zero_init_residual
     (None, "would shrink the 28×28 image to nothing"),
     (None, "a cnn's depth is its conv blocks"),
-    (None, "the signal probe measures plain MLPs only"),
 )
 
 

@@ -121,11 +121,6 @@ def normalization_layers(model) -> list[RunNormalization]:
     return sorted(found, key=lambda layer: layer.position)
 
 
-def dense_layers(model) -> list[StackedDense]:
-    """A plain MLP's Dense layers in order, hidden first and the output last (the signal probe)."""
-    return [layer for layer in weighted_layers(model) if isinstance(layer, StackedDense)]
-
-
 def is_plain_mlp(model) -> bool:
     """Dense layers each applying its own activation to the last one's output: no conv, norm or skip."""
     return not any(isinstance(layer, (StackedConv, RunNormalization, keras.layers.Add)) for layer in model.layers)

@@ -8,23 +8,24 @@ exact networks runs would train (``model.build_network`` with the registry's see
 initializers, as ``trainer.train_group`` builds them: every initializer of a request is one
 slice of one model), in a fraction of a second per network and without training.
 
-Per Dense layer it reports
+Per hidden layer (a Dense layer or a convolution, named as a study's records name them) and
+the output layer it reports
 
 * the variance of its output (after the activation; the logits for the output layer) and of
-  its pre-activation, over every sample and unit of the probe batch;
+  its pre-activation (what enters the activation: after the layer's normalization and its
+  block's skip, where the network has them), over every sample, image position and unit of
+  the probe batch;
 * the variance of the backward signal: the gradient of each sample's own loss with respect to
   the layer's pre-activation (He et al.'s Δ). The loss is summed over the batch, so a row of
   the gradient is one sample's own backprop signal and the figure does not depend on the
   probe's size;
 * the dead fraction (ReLU layers: units at 0 on every probe sample) and the constant fraction
   (units whose output is the same on every probe sample, whatever the activation), both as
-  app/domain/units.py defines them for every page.
+  app/domain/units.py defines them for every page (a conv channel is a unit, its image
+  positions samples).
 
-The forward pass is repeated layer by layer with the layers' own kernel, bias and activation
-(dropout is off at inference, as in the recorder's probe) and checked against the model's
-own logits by the tests. The backward signal comes from zero tensors added to each
-pre-activation: the gradient with respect to such a tensor is the gradient with respect to
-the pre-activation, which needs no change to the model.
+The pass is the model's own graph with dropout off and normalization on the probe batch's
+statistics (``_forward``); the tests check it against the model's own logits.
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from app.domain.layers import dense_layer_names
 from app.domain.spec import RunSetup
 from app.domain.units import constant_fraction, dead_fraction
 from worker.training.datasets import PreparedData, prepare_data
+from worker.training.group_records import activated_layers
 from worker.training.layers import loss, rows_variable
 from worker.training.lsuv import rescale_group
-from worker.training.model import build_network, dense_layers
+from worker.training.model import build_network
 from worker.training.probe import PROBE_BATCH_SIZE, activation_name, probe_indices
+from worker.training.run_layers import RunNormalization
 
 
 @dataclass
@@ -78,6 +80,16 @@ def load_data(dataset: str, data_dir: Path | None, *, train_samples: int | None 
     return prepare_data(dataset, train_samples, None, data_dir, subset_seed, download=download)
 
 
+def load_data(dataset: str, data_dir: Path | None, *, train_samples: int | None = None, subset_seed: int = 0,
+              download: bool = True) -> PreparedData:
+    """The training subset a study with this ``dataset`` block trains on (no validation rows).
+
+    Raises ``DatasetUnavailable`` when the data cannot be found (``download=False``: without
+    trying Keras's downloader).
+    """
+    return prepare_data(dataset, train_samples, None, data_dir, subset_seed, download=download)
+
+
 def measure(setups: Sequence[RunSetup], data: PreparedData, size: int = PROBE_BATCH_SIZE) -> list[NetworkSignal]:
     """The signal of each setup's network at initialization, on one probe batch.
 
@@ -91,20 +103,21 @@ def measure(setups: Sequence[RunSetup], data: PreparedData, size: int = PROBE_BA
     model = build_network(setups, *rows_variable(data.x_train, data.x_train[:0]))
     rescale_group(model, len(data.y_train), list(setups))
     index = probe_indices(len(data.y_train), setups[0].seed, size)
-    x, y = np.asarray(data.x_train[index], np.float32), np.asarray(data.y_train[index], np.int32)
-    layers = dense_layers(model)
-    pre, post, grads = _forward_backward(layers, x, y)
-    names = dense_layer_names(len(setups[0].hidden_units))
+    rows = np.repeat(index[:, None], len(setups), axis=1).astype(np.int32)  # (batch, runs): one probe for all
+    tapped = activated_layers(model, setups[0].architecture())
+    pre, post, grads = _forward_backward(model, [tap for _, _, tap in tapped], rows,
+                                         np.asarray(data.y_train[index], np.int32))
     seconds = (time.perf_counter() - started) / len(setups)
     results = []
     for run, setup in enumerate(setups):
-        result = NetworkSignal(setup.kernel.id, dict(setup.kernel.params), samples=int(len(y)), seconds=seconds)
-        for position, (name, layer) in enumerate(zip(names, layers)):
-            z, a, g = pre[position][run], post[position][run], grads[position][run]
+        result = NetworkSignal(setup.kernel.id, dict(setup.kernel.params), samples=int(len(index)), seconds=seconds)
+        for position, (name, _, tap) in enumerate(tapped):
+            units = int(post[position].shape[-1])
+            z, a, g = (values[run].reshape(-1, units) for values in (pre[position], post[position], grads[position]))
             result.layers.append(LayerSignal(
-                layer=name, index=position + 1, units=int(a.shape[1]),
+                layer=name, index=position + 1, units=units,
                 activation_variance=_variance(a), preactivation_variance=_variance(z),
-                gradient_variance=_variance(g), dead_fraction=dead_fraction(a, activation_name(layer)),
+                gradient_variance=_variance(g), dead_fraction=dead_fraction(a, activation_name(tap)),
                 constant_fraction=constant_fraction(a),
             ))
         results.append(result)
@@ -117,46 +130,74 @@ def _variance(values: np.ndarray) -> float:
         return float(np.var(np.asarray(values, dtype=np.float64)))
 
 
-def _forward(layers, weights, x, offsets):
-    """Logits, pre-activations and outputs of every layer, (runs, batch, units) each;
-    ``offsets`` are added to the pre-activations."""
-    hidden = keras.ops.broadcast_to(x, (int(weights[0][0].shape[0]), *x.shape))
-    pre, post = [], []
-    for layer, (kernel, bias), offset in zip(layers, weights, offsets):
-        z = keras.ops.matmul(hidden, kernel) + keras.ops.expand_dims(bias, 1) + offset
-        hidden = layer.activation(z)
-        pre.append(z)
-        post.append(hidden)
-    return hidden, pre, post
+def _forward(model, taps: list, rows, offsets: list | None = None):
+    """The logits (batch, runs, classes), and each tap's pre-activation and output, (runs, batch, ...).
+
+    The model's own graph is run node by node (``Functional._run_through_graph``, what
+    ``keras.Model.__call__`` does), with three changes: at a tap the pre-activation is kept
+    and ``offsets[position]`` added to it (a weighted layer that applies its own activation is
+    split into ``affine`` and ``activation``); dropout is off, as in the recorder's probe; and
+    normalization layers use the probe batch's statistics, as every training step does (at
+    initialization BatchNorm's moving statistics are 0 and 1, so inference mode would show an
+    identity where training normalizes). It runs in a ``StatelessScope``, which throws away
+    the moving statistics those calls update.
+    """
+    position = {id(tap): number for number, tap in enumerate(taps)}
+    pre, post = [None] * len(taps), [None] * len(taps)
+
+    def operation_fn(operation):
+        def call(*args, **kwargs):
+            number = position.get(id(operation))
+            if number is None:
+                if isinstance(operation, keras.layers.Layer):
+                    kwargs["training"] = isinstance(operation, RunNormalization)
+                return operation(*args, **kwargs)
+            affine = getattr(operation, "affine", None)  # StackedDense, StackedConv: the activation is inside
+            z = affine(args[0]) if affine is not None else args[0]
+            if offsets is not None:
+                z = keras.ops.add(z, offsets[number])
+            pre[number] = z
+            post[number] = operation.activation(z)
+            return post[number]
+
+        return call
+
+    with keras.StatelessScope():
+        logits = model._run_through_graph([keras.ops.convert_to_tensor(rows)], operation_fn)
+    return logits, pre, post
 
 
 def _summed_loss(y, logits):
     """Each run's loss summed over the batch, summed over runs: a row of the gradient is one
     sample's own backprop signal in its own run."""
-    labels = keras.ops.broadcast_to(y, logits.shape[:2])
+    labels = keras.ops.broadcast_to(keras.ops.expand_dims(y, 1), logits.shape[:2])
     return keras.ops.sum(loss(labels, logits))
 
 
-def _forward_backward(layers, x: np.ndarray, y: np.ndarray):
-    """(pre-activations, outputs, d(summed loss)/d(pre-activation)) per layer, as numpy arrays."""
-    weights = [(keras.ops.convert_to_tensor(layer.kernel), keras.ops.convert_to_tensor(layer.bias)) for layer in layers]
-    runs, samples = int(weights[0][0].shape[0]), x.shape[0]
-    offsets = [keras.ops.zeros((runs, samples, int(layer.kernel.shape[-1])), dtype=x.dtype) for layer in layers]
+def _forward_backward(model, taps: list, rows: np.ndarray, y: np.ndarray):
+    """(pre-activations, outputs, d(summed loss)/d(pre-activation)) per tap, as numpy arrays.
+
+    The backward signal comes from zero tensors added to each pre-activation: the gradient with
+    respect to such a tensor is the gradient with respect to the pre-activation, and the model
+    needs no change. A first pass gives their shapes.
+    """
+    _, shaped, _ = _forward(model, taps, rows)
+    offsets = [keras.ops.zeros(tuple(z.shape), dtype=z.dtype) for z in shaped]
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+        y = tf.convert_to_tensor(y)
         with tf.GradientTape() as tape:
             tape.watch(offsets)
-            logits, pre, post = _forward(layers, weights, x, offsets)
+            logits, pre, post = _forward(model, taps, rows, offsets)
             total = _summed_loss(y, logits)
         grads = tape.gradient(total, offsets)
     elif backend == "jax":
         import jax
 
         def total_loss(offsets):
-            logits, pre, post = _forward(layers, weights, x, offsets)
+            logits, pre, post = _forward(model, taps, rows, offsets)
             return _summed_loss(y, logits), (pre, post)
 
         (_, (pre, post)), grads = jax.value_and_grad(total_loss, has_aux=True)(offsets)

@@ -61,9 +61,9 @@ def built(run: RunSetup, x_train: np.ndarray | None = None):
 
 def weights(network) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each Dense layer's (kernel, bias) of the lone run (slice 0), in float64."""
-    from worker.training.model import dense_layers
+    from worker.training.model import weighted_layers
 
-    return [tuple(np.asarray(w[0], dtype=np.float64) for w in layer.get_weights()) for layer in dense_layers(network)]
+    return [tuple(np.asarray(w[0], dtype=np.float64) for w in layer.get_weights()) for layer in weighted_layers(network)]
 
 
 def preactivation_variances(layers, x: np.ndarray, activation: str) -> list[float]:

@@ -148,6 +148,73 @@ def test_data_is_the_training_subset_a_study_trains_on(data_dir):
     assert result.samples == 1000  # a probe never exceeds the subset
 
 
+def _logits(setup: RunSetup, data, size: int, training: bool) -> np.ndarray:
+    """The logits of the model a run with ``setup`` builds, on its probe batch, straight from Keras."""
+    import keras
+
+    from worker.training.layers import rows_variable
+    from worker.training.model import build_network
+
+    keras.backend.clear_session(free_memory=False)
+    model = build_network([setup], *rows_variable(data.x_train, data.x_train[:0]))
+    index = probe_indices(len(data.y_train), setup.seed, size)
+    return np.asarray(model(index[:, None].astype(np.int32), training=training), dtype=np.float64)[:, 0]
+
+
+def test_a_cnn_is_probed_layer_by_layer_with_channels_as_units(data):
+    setup = _config("he_normal", seed=2, depth=1, family="cnn", conv_channels=[4, 8], pooling="max")
+    layers = measure(setup, data, size=64).layers
+    assert [layer.layer for layer in layers] == ["conv_0", "conv_1", "dense_0", "output"]
+    assert [layer.units for layer in layers] == [4, 8, WIDTH, 10]
+    assert [layer.index for layer in layers] == [1, 2, 3, 4]
+    assert layers[-1].activation_variance == pytest.approx(np.var(_logits(setup, data, 64, False)), rel=1e-4)
+    assert all(0 < layer.gradient_variance < np.inf for layer in layers)
+    assert all(0 <= layer.dead_fraction < 0.5 for layer in layers[:-1])
+
+
+def test_batchnorm_restores_the_signal_that_uniform_fan_in_loses(data):
+    """Normalization on the probe batch's statistics, as training normalizes: each layer's
+    pre-activation has unit variance (γ = 1, β = 0) however small the layer before it made the
+    signal, where the same net without BatchNorm loses it layer after layer."""
+    plain = measure(_config("uniform_fan_in", depth=10), data).layers
+    normed_setup = _config("uniform_fan_in", depth=10, normalization="batchnorm")
+    normed = measure(normed_setup, data).layers
+    assert [layer.layer for layer in normed] == [layer.layer for layer in plain]
+    assert all(0.95 < layer.preactivation_variance < 1.0 for layer in normed[:-1]), [l.preactivation_variance for l in normed]
+    assert plain[-2].preactivation_variance < plain[0].preactivation_variance / 100
+    # The logits are the model's own in training mode (batch statistics); inference mode differs.
+    assert normed[-1].activation_variance == pytest.approx(np.var(_logits(normed_setup, data, 256, True)), rel=1e-4)
+    assert normed[-1].activation_variance != pytest.approx(np.var(_logits(normed_setup, data, 256, False)), rel=1e-2)
+
+
+def test_a_zero_init_residual_block_starts_as_its_skip(data):
+    """Goyal et al.: with the block's last BatchNorm scale at 0 the block adds nothing, so the
+    output of dense_2 (the end of the block dense_1-dense_2) is the output of dense_0."""
+    layers = measure(_config("he_normal", depth=5, normalization="batchnorm", residual=True,
+                             zero_init_residual=True), data).layers
+    assert [layer.layer for layer in layers] == ["dense_0", "dense_1", "dense_2", "dense_3", "dense_4", "output"]
+    for start, end in ((0, 2), (2, 4)):
+        assert layers[end].activation_variance == pytest.approx(layers[start].activation_variance, rel=1e-6)
+    assert layers[1].activation_variance != pytest.approx(layers[0].activation_variance, rel=1e-2)
+
+
+@pytest.mark.parametrize("model", [
+    {"family": "cnn", "conv_channels": [4, 4, 4], "pooling": "avg", "normalization": "layernorm", "residual": True},
+    {"family": "cnn", "conv_channels": [4, 8], "pooling": "none", "normalization": "batchnorm", "dropout": 0.5},
+    {"normalization": "layernorm", "residual": True, "zero_init_residual": True},
+])
+def test_every_family_is_measured_alike_in_a_group_and_alone(data, model):
+    setups = [_config(name, depth=3, **model) for name in ("he_normal", "lsuv", "delta_orthogonal")]
+    together = measure_group(setups, data, 32)
+    for setup, grouped in zip(setups, together):
+        alone = measure(setup, data, 32)
+        assert [layer.layer for layer in grouped.layers] == [layer.layer for layer in alone.layers]
+        for a, b in zip(grouped.layers, alone.layers):
+            assert np.isfinite(a.activation_variance) and np.isfinite(a.gradient_variance)
+            assert a.activation_variance == pytest.approx(b.activation_variance, rel=1e-4)
+            assert a.gradient_variance == pytest.approx(b.gradient_variance, rel=1e-3)
+
+
 def test_missing_data_set_names_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     with pytest.raises(DatasetUnavailable, match="INITLAB_DATA_DIR"):
@@ -166,6 +233,12 @@ for initializer in ("he_normal", "uniform_fan_in"):
     layers = measure([config], data)[0].layers
     out[initializer] = {"activation": [layer.activation_variance for layer in layers[:-1]],
                         "gradient": [layer.gradient_variance for layer in layers[:-1]]}
+# BatchNorm on batch statistics inside jax.value_and_grad: the moving-statistics updates must stay out of the trace.
+config = run_setup(0, 0, dataset="mnist", hidden_units=[16], family="cnn", conv_channels=[4, 4, 4], pooling="none",
+                   normalization="batchnorm", residual=True, zero_init_residual=True, initializer="uniform_fan_in")
+layers = measure([config], data, 64)[0].layers
+out["cnn"] = {"names": [layer.layer for layer in layers], "pre": [layer.preactivation_variance for layer in layers],
+              "activation": [layer.activation_variance for layer in layers]}
 print(json.dumps(out))
 """
 
@@ -193,3 +266,7 @@ def test_seed_002_argument_holds_on_the_jax_backend_too(data_dir):
     he_grad, uniform_grad = (np.array(found[name]["gradient"]) for name in ("he_normal", "uniform_fan_in"))
     assert len(he_grad) == len(uniform_grad) == DEPTH
     assert uniform_grad[0] < uniform_grad[-1] / 100 and he_grad[-1] / 4 <= he_grad[0] <= 4 * he_grad[-1]
+    cnn = found["cnn"]
+    assert cnn["names"] == ["conv_0", "conv_1", "conv_2", "dense_0", "output"]
+    assert 0.9 < cnn["pre"][0] < 1.0  # batch-normalized: v / (v + ε), with v small on a 9-pixel fan-in
+    assert cnn["activation"][2] == pytest.approx(cnn["activation"][0], rel=1e-5)  # a zero-init block is its skip
