@@ -69,7 +69,7 @@ def thread_env(threads: int) -> dict[str, str]:
 def worker_env(environ: Mapping[str, str], settings: Settings, gpu: str | None = None) -> dict[str, str]:
     """A worker's environment: ``environ`` with the quiet TensorFlow defaults (where unset),
     the configured Keras backend, and for a GPU worker its one visible device."""
-    env = {**QUIET_TF, **environ}
+    env = {**QUIET_TF, "TF_ENABLE_ONEDNN_OPTS": "1" if settings.onednn else "0", **environ}
     env["KERAS_BACKEND"] = settings.keras_backend  # INITLAB_KERAS_BACKEND decides, as every other setting
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu

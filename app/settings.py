@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # The Keras backend workers train on (exported as KERAS_BACKEND to each worker process):
     # TensorFlow on CPU machines; JAX is the GPU path (the image's `gpu` target installs CUDA JAX).
     keras_backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
+    # TensorFlow's oneDNN kernels for the workers (TF_ENABLE_ONEDNN_OPTS; one already in the
+    # environment wins). Off by default: with it on, seed 000's fused groups trained 23 % faster on
+    # an Intel Xeon, but a fused CNN's rounding no longer equals its runs' alone (bench/RESULTS.md,
+    # "oneDNN"), and initlab promises that a run's numbers do not depend on its group.
+    onednn: bool = False
     # GPUs `initlab worker` starts one process for, each seeing only its own device
     # (CUDA_VISIBLE_DEVICES): "0,1", or empty for one process on whatever the machine has.
     worker_gpus: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -75,10 +80,11 @@ class Settings(BaseSettings):
     probe_wait_s: float = 30.0
     probe_timeout_s: float = 300.0
     # Bounds on one probe's cost: 16 M weights are 50 layers of 512 units once (1.5 s on 2
-    # cores) or of 256 units four times; 8 M probe activations (per array, float32: 32 MB)
-    # are 50 layers of 512 units × 320 samples.
+    # cores) or of 256 units four times; 32 Mi probe activations, every network's (per array,
+    # float32: 128 MB), are seed 002's 20 layers of 256 units × 256 samples for 25 networks, or
+    # a conv 16-32 net (23 k values a sample) × 256 samples for 5.
     max_probe_weights: int = 16_000_000
-    max_probe_activations: int = 8 * 2**20
+    max_probe_activations: int = 32 * 2**20
 
     # Limits on what one study may ask for (the API answers 422 past them).
     max_hidden_layers: int = 100  # phase diagrams reach past the 60 layers of Schoenholz et al.'s figure

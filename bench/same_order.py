@@ -6,6 +6,7 @@ initlab's batch order (``trainer.epoch_order``, ``shuffle=False``), and initlab 
 of one). Prints each seed's final validation accuracy (bench/RESULTS.md, "Two more measurements").
 
     python bench/same_order.py deep he_normal
+    python bench/same_order.py seed-000 normal_fan_in --seeds 8   # seeds 0-7 instead of the workload's
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(workload: str = typer.Argument(..., help="a name of workloads.WORKLOADS"),
-         initializer: str = typer.Argument(..., help="an initializer key of that workload, e.g. he_normal")) -> None:
+         initializer: str = typer.Argument(..., help="an initializer key of that workload, e.g. he_normal"),
+         seeds: int = typer.Option(None, help="seeds 0 … N-1 instead of the workload's (a gap needs more than 2 to judge)"),
+         ) -> None:
     import keras
 
     from app.domain.spec import StudySpec
@@ -31,10 +34,12 @@ def main(workload: str = typer.Argument(..., help="a name of workloads.WORKLOADS
     from worker.training.trainer import epoch_order, train_group
     from workloads import WORKLOADS
 
-    spec = StudySpec.model_validate(WORKLOADS[workload])
+    body = WORKLOADS[workload] if seeds is None else {**WORKLOADS[workload], "seeds": list(range(seeds))}
+    spec = StudySpec.model_validate(body)
     data = prepare_data(spec.dataset.name, spec.dataset.train_samples, spec.dataset.validation_samples,
                         os.environ.get("INITLAB_DATA_DIR"), spec.dataset.subset_seed)
     batch, epochs = spec.training.batch_size, spec.training.epochs
+    found = []
     for planned in spec.runs():
         if planned.initializer.key != initializer:
             continue
@@ -51,8 +56,17 @@ def main(workload: str = typer.Argument(..., help="a name of workloads.WORKLOADS
                                 batch_size=batch, epochs=1, shuffle=False, verbose=0).history
         sink = MemorySink()
         train_group([setup], sink, data=data)
-        print(f"{initializer} seed {planned.seed}: plain Keras shuffled {shuffled:.4f}, plain Keras in initlab's "
-              f"order {history['val_accuracy'][-1]:.4f}, initlab {sink.epochs[1][-1]['val_accuracy']:.4f}", flush=True)
+        found.append((shuffled, history["val_accuracy"][-1], sink.epochs[1][-1]["val_accuracy"]))
+        print(f"{initializer} seed {planned.seed}: plain Keras shuffled {found[-1][0]:.4f}, plain Keras in initlab's "
+              f"order {found[-1][1]:.4f}, initlab {found[-1][2]:.4f}", flush=True)
+    if len(found) > 1:
+        import numpy as np
+
+        values = np.array(found)
+        gap = values[:, 2] - values[:, 0]
+        print(f"mean over {len(found)} seeds: plain Keras shuffled {values[:, 0].mean():.4f}, in initlab's order "
+              f"{values[:, 1].mean():.4f}, initlab {values[:, 2].mean():.4f}; initlab - shuffled {gap.mean() * 100:+.2f} "
+              f"points (standard error {gap.std(ddof=1) / np.sqrt(len(gap)) * 100:.2f})", flush=True)
 
 
 if __name__ == "__main__":

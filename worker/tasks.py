@@ -20,7 +20,7 @@ log = logging.getLogger("initlab.worker")
 shutting_down = threading.Event()
 _reconciler_stop = threading.Event()
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1" if get_settings().onednn else "0")  # before Keras loads TensorFlow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -24,7 +24,7 @@ PLAIN_MLP = {"family": "mlp", "conv_channels": None, "kernel_size": None, "pooli
 
 
 class SignalProbeSpec(NamesInitializers):
-    model: ModelSpec = Field(default_factory=ModelSpec, description="as in a study; dropout is off at inference")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="as in a study; dropout is off, BatchNorm normalizes on the probe batch's statistics")
     initializers: list[Initializer] = Field(min_length=1, max_length=len(REGISTRY),
                                             description="one network per initializer, all on the same probe batch")
     bias_initializer: Initializer = Field(default_factory=lambda: InitializerRef(id="zeros"))

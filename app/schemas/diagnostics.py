@@ -46,10 +46,12 @@ class SignalRequest(SignalProbeSpec):
                              "use fewer initializers or smaller layers")
         samples = min(self.probe_samples, self.dataset.train_samples or self.probe_samples)
         values = architecture.activation_values()  # a plain MLP's: the sum of its hidden units
-        if samples * values > settings.max_probe_activations:
-            raise ValueError(f"probe_samples: {samples} samples × {values:,} hidden-layer values each are "
-                             f"{samples * values:,} activations, more than {settings.max_probe_activations:,} "
-                             "(INITLAB_MAX_PROBE_ACTIVATIONS); use fewer samples or smaller layers")
+        activations = samples * values * len(self.initializers)  # every network's, held at once
+        if activations > settings.max_probe_activations:
+            raise ValueError(f"probe_samples: {samples} samples × {values:,} hidden-layer values × "
+                             f"{len(self.initializers)} networks are {activations:,} activations, more than "
+                             f"{settings.max_probe_activations:,} (INITLAB_MAX_PROBE_ACTIVATIONS); use fewer samples, "
+                             "initializers or smaller layers")
         return self
 
 

@@ -3,9 +3,7 @@
 // view: bands between the min, 7, 16, 31, 50, 69, 84, 93 % and max percentiles.
 import { finite, withAlpha } from "./common.js";
 import { GRID, baseLayout } from "./charts.js";
-
-const WORDS = { kernel: "weights", bias: "biases", gradient: "gradients", gamma: "gamma (scale)", beta: "beta (offset)",
-  moving_mean: "moving mean", moving_variance: "moving variance" };
+import { TENSOR_KINDS } from "./tensor_kinds.js";
 
 /** answer: /runs/{id}/histograms. Each epoch's row is scaled to its own peak so every shape stays visible. */
 export function heatmapFigure(answer, title) {
@@ -24,7 +22,7 @@ export function heatmapFigure(answer, title) {
     colorbar: { title: { text: "of peak", side: "right" }, thickness: 12, tickformat: ".0%" },
     hovertemplate: "epoch %{y}<br>value %{x:.3g}<br>%{customdata:.2%} of the values<extra></extra>",
   }] : [];
-  const layout = baseLayout(`${title}: ${WORDS[answer?.kind] ?? ""} histogram per epoch`, {
+  const layout = baseLayout(`${title}: ${TENSOR_KINDS[answer?.kind]?.words ?? ""} histogram per epoch`, {
     xaxis: { title: { text: "value", standoff: 4 }, gridcolor: GRID },
     yaxis: { title: { text: "epoch" }, dtick: (answer?.epochs?.length ?? 0) <= 21 ? 1 : undefined, autorange: "reversed" },
     margin: { l: 56, r: 16, t: 40, b: 44 }, meta: { run: answer?.run_id, layer: answer?.layer },

@@ -6,6 +6,7 @@ import { draw } from "./charts.js";
 import { isolateOnLegendClick } from "./curves.js";
 import { HistogramCache, gridFigure, overlayFigure, spreadLayers } from "./histograms.js";
 import { heatmapFigure, percentileFigure } from "./hist_epochs.js";
+import { tensorOptions } from "./tensor_kinds.js";
 
 const $ = (id) => document.getElementById(id);
 const GRID_LAYERS = 8; // rows of the grid before a deep net's layers are spread out
@@ -20,18 +21,6 @@ function setOptions(select, options, fallback) {
   }
   const values = options.map(([value]) => value);
   select.value = values.includes(before) ? before : (values.includes(fallback) ? fallback : values[0] ?? "");
-}
-
-/** The tensors a study records: every layer's, and its normalization layers' own parameters. */
-function tensorOptions(normalization) {
-  const options = [["kernel", "weights (kernel)"], ["bias", "biases"], ["gradient", "gradients"]];
-  if (normalization === "batchnorm" || normalization === "layernorm") {
-    options.push(["gamma", "normalization scale (gamma)"], ["beta", "normalization offset (beta)"]);
-  }
-  if (normalization === "batchnorm") {
-    options.push(["moving_mean", "BatchNorm moving mean"], ["moving_variance", "BatchNorm moving variance"]);
-  }
-  return options;
 }
 
 export class HistPanel {

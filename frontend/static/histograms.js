@@ -3,9 +3,8 @@
 // epoch; (b) every initializer overlaid for one layer. Seeds of an initializer are pooled.
 import { fetchJSON } from "./common.js";
 import { FONT, GRID, baseLayout, visibility } from "./charts.js";
+import { TENSOR_KINDS } from "./tensor_kinds.js";
 
-const TENSOR_WORDS = { kernel: "Weight", bias: "Bias", gradient: "Gradient", gamma: "Normalization scale (gamma)",
-  beta: "Normalization offset (beta)", moving_mean: "BatchNorm moving mean", moving_variance: "BatchNorm moving variance" };
 const BASE_LINE = "rgba(90, 96, 105, 0.8)";
 const BASE_FILL = "rgba(90, 96, 105, 0.22)";
 
@@ -76,8 +75,8 @@ export function gridFigure(base, current, groups, colours, { tensor, epoch, theo
   const annotations = [];
   const rows = Math.max(1, layers.length);
   const columns = Math.max(1, groups.length);
-  const layout = baseLayout(epoch > 0 ? `${TENSOR_WORDS[tensor]} histograms: epoch 0 (grey) and epoch ${epoch} (colour)`
-    : `${TENSOR_WORDS[tensor]} histograms at initialization (epoch 0)`, {
+  const layout = baseLayout(epoch > 0 ? `${TENSOR_KINDS[tensor].title} histograms: epoch 0 (grey) and epoch ${epoch} (colour)`
+    : `${TENSOR_KINDS[tensor].title} histograms at initialization (epoch 0)`, {
     font: { ...FONT, size: 11 }, showlegend: false, annotations, meta: { epoch, tensor },
     margin: { l: 70, r: 16, t: 84, b: 30 }, height: rows * 150 + 110,
     grid: { rows, columns, pattern: "independent", xgap: 0.08, ygap: 0.3 },
@@ -189,7 +188,7 @@ export function overlayFigure(current, layerName, groups, colours, { tensor, epo
     annotations.push({ text: `${tall.join(", ")} runs off the top (a spike)`, showarrow: false, xref: "paper", yref: "paper",
                        x: 1, y: 1, xanchor: "right", yanchor: "bottom", font: { size: 11, color: "#4a525c" } });
   }
-  const layout = baseLayout(`${TENSOR_WORDS[tensor]}s of ${layerName ?? "–"} at epoch ${epoch}, every initializer`, {
+  const layout = baseLayout(`${TENSOR_KINDS[tensor].heading} of ${layerName ?? "–"} at epoch ${epoch}, every initializer`, {
     annotations,
     showlegend: true, legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
     xaxis: { title: { text: "value", standoff: 4 }, gridcolor: GRID, zerolinecolor: "#c9ced4" },

@@ -21,7 +21,7 @@ const isCnn = () => $("s-family").value === "cnn";
 /** "16, 32" → [16, 32]; anything else is left for the server to name. */
 function channels() {
   const text = $("s-channels").value.trim();
-  return text ? text.split(/[\s,]+/).map(Number) : [];
+  return text.split(/[\s,]+/).filter((piece) => piece !== "").map(Number);
 }
 
 function checkedInitializers() {

@@ -99,7 +99,10 @@ def test_overflow_travels_as_strings(client):
     ({"model": {"family": "cnn", "conv_channels": [300], "hidden_units": []}}, "model.conv_channels",
      "at most 256 channels per conv layer (INITLAB_MAX_CONV_CHANNELS)"),
     ({"model": {"family": "cnn", "conv_channels": [64] * 8, "pooling": "none", "hidden_units": []}}, "body",
-     "hidden-layer values each"),
+     "hidden-layer values"),
+    # 2 × 784 × 64 values a sample: 25.7 M activations for one network, past the limit for two.
+    ({"model": {"family": "cnn", "conv_channels": [64, 64], "pooling": "none", "hidden_units": []}}, "body",
+     "256 samples × 100,352 hidden-layer values × 2 networks are 51,380,224 activations"),
     ({"model": {"hidden_units": [64, 64], "residual": True}}, "model.hidden_units", "an odd number of layers"),
 ])
 def test_bad_input_is_a_422_naming_field_and_rule(client, patch, field, rule):

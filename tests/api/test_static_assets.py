@@ -133,3 +133,15 @@ def test_the_live_feed_streams_uncompressed_with_the_guard_headers(served):
     assert first["body"].startswith(b"retry: ") and first.get("more_body") is True  # plain text, the stream still open
     with pytest.raises(gzip.BadGzipFile):
         gzip.decompress(first["body"])
+
+
+def test_the_pages_tensor_kinds_are_the_recorders(served):
+    """frontend/static/tensor_kinds.js words every kind app/domain/layers.py records, in its order, and no other."""
+    from app.domain.layers import NORMALIZATION_KINDS, TENSOR_KINDS
+
+    script = served[0].get("/static/tensor_kinds.js").text
+    table = script[script.index("export const TENSOR_KINDS"):script.index("};")]
+    entries = re.split(r"^\s+(\w+): \{", table, flags=re.MULTILINE)[1:]
+    words = dict(zip(entries[::2], entries[1::2]))
+    assert list(words) == list(TENSOR_KINDS)
+    assert [kind for kind, text in words.items() if "norms:" in text] == list(NORMALIZATION_KINDS)

@@ -102,7 +102,7 @@ NAMED_VOLUMES = {"pgdata"}
 
 DOCKERFILE = [
     ("FROM", "python:3.11-slim AS cpu"),
-    ("ENV", {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "TF_ENABLE_ONEDNN_OPTS": "0",
+    ("ENV", {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
              "TF_CPP_MIN_LOG_LEVEL": "2", "INITLAB_STATE_DIR": "/var/lib/initlab", "INITLAB_DATA_DIR": "/data"}),
     ("WORKDIR", "/app"),
     ("COPY", ["pyproject.toml", "README.md", "alembic.ini", "./"]),

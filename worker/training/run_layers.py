@@ -59,7 +59,14 @@ class StackedConv(keras.layers.Layer):
         outputs = []
         for run, run_input in enumerate(ops.unstack(inputs, axis=0)):
             output = ops.conv(run_input, self.kernel[run], strides=1, padding="same")
-            outputs.append(output if self.bias is None else ops.add(output, self.bias[run]))
+            if self.bias is not None:
+                # The bias is added to the output seen as (positions, channels): with
+                # TF_ENABLE_ONEDNN_OPTS=1, TensorFlow fuses a Conv2D directly followed by its bias
+                # add, and that fused op's bias gradient is wrong for every run slice but the first
+                # (bench/RESULTS.md, "oneDNN"). Same sums, per run, whatever the group's size.
+                rows = ops.add(ops.reshape(output, (-1, self.channels)), self.bias[run])
+                output = ops.reshape(rows, (-1, *output.shape[1:]))
+            outputs.append(output)
         return ops.stack(outputs)
 
     def call(self, inputs):
@@ -163,7 +170,12 @@ class RunNormalization(keras.layers.Layer):
         else:
             mean, variance = self._per_run(self.moving_mean, rank), self._per_run(self.moving_variance, rank)
         normalized = ops.multiply(ops.subtract(inputs, mean), ops.rsqrt(ops.add(variance, EPSILON)))
-        return ops.add(ops.multiply(normalized, self._per_run(self.gamma, rank)), self._per_run(self.beta, rank))
+        # Scale and offset run by run: their gradients are then sums over one run's (B, ...)
+        # slice, in the same order whatever the group's size; one (K, 1, ..., C) broadcast would
+        # sum over a (K, B, ..., C) tensor, whose order depends on K (1e-6 apart, which a
+        # LayerNorm CNN amplified past 1e-4 in an epoch on an Intel Xeon).
+        return ops.stack([ops.add(ops.multiply(values, self.gamma[run]), self.beta[run])
+                          for run, values in enumerate(ops.unstack(normalized, axis=0))])
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -18,7 +18,8 @@ the output layer it reports
 * the variance of the backward signal: the gradient of each sample's own loss with respect to
   the layer's pre-activation (He et al.'s Δ). The loss is summed over the batch, so a row of
   the gradient is one sample's own backprop signal and the figure does not depend on the
-  probe's size;
+  probe's size (behind a BatchNorm every sample also reaches the others' rows through the
+  batch's mean and variance, as in a training step);
 * the dead fraction (ReLU layers: units at 0 on every probe sample) and the constant fraction
   (units whose output is the same on every probe sample, whatever the activation), both as
   app/domain/units.py defines them for every page (a conv channel is a unit, its image
@@ -68,16 +69,6 @@ class NetworkSignal:
     samples: int
     layers: list[LayerSignal] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def load_data(dataset: str, data_dir: Path | None, *, train_samples: int | None = None, subset_seed: int = 0,
-              download: bool = True) -> PreparedData:
-    """The training subset a study with this ``dataset`` block trains on (no validation rows).
-
-    Raises ``DatasetUnavailable`` when the data cannot be found (``download=False``: without
-    trying Keras's downloader).
-    """
-    return prepare_data(dataset, train_samples, None, data_dir, subset_seed, download=download)
 
 
 def load_data(dataset: str, data_dir: Path | None, *, train_samples: int | None = None, subset_seed: int = 0,
