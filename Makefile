@@ -11,7 +11,6 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export INITLAB_DATA_DIR := $(SHARED_DATA)
 endif
 endif
-export TF_ENABLE_ONEDNN_OPTS ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv up test system-deps
@@ -40,5 +39,6 @@ system-deps:
 
 PYTEST_ARGS ?= -n 3 --dist loadfile
 
+# The tests pin oneDNN off (numbers that repeat on every CPU; the app turns it on, INITLAB_ONEDNN).
 test: venv system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	TF_ENABLE_ONEDNN_OPTS=$${TF_ENABLE_ONEDNN_OPTS:-0} $(PY) -m pytest $(PYTEST_ARGS)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from app.domain.tasks import probe_queue
 from app.settings import Settings, get_settings
 
-# TensorFlow's repeatable, quiet defaults, and glibc's malloc limited to two arenas: a worker's
-# many TensorFlow threads would otherwise each grow an arena, and its peak memory with them,
-# which the admission check's estimate (app/domain/memory.py) must bound.
-QUIET_TF = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2", "MALLOC_ARENA_MAX": "2"}
+# TensorFlow's quiet logs, and glibc's malloc limited to two arenas: a worker's many
+# TensorFlow threads would otherwise each grow an arena, and its peak memory with them, which
+# the admission check's estimate (app/domain/memory.py) must bound. (oneDNN: INITLAB_ONEDNN.)
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "MALLOC_ARENA_MAX": "2"}
 # A GPU worker allocates device memory as it needs it, never all at once: JAX's default
 # preallocation, and TensorFlow's, would each take the device from every other process.
 # A value already in the environment wins (XLA_PYTHON_CLIENT_MEM_FRACTION=.45, say, to

@@ -123,12 +123,12 @@ def test_a_cpu_worker_gets_the_backend_and_no_device_pinning():
     assert worker_env({}, Settings(keras_backend="jax"))["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
 
 
-def test_onednn_is_off_unless_the_setting_or_the_environment_turns_it_on(monkeypatch):
+def test_onednn_is_on_unless_the_setting_or_the_environment_turns_it_off(monkeypatch):
     monkeypatch.delenv("INITLAB_ONEDNN", raising=False)
-    assert worker_env({}, Settings())["TF_ENABLE_ONEDNN_OPTS"] == "0"  # runs equal alone and fused
-    monkeypatch.setenv("INITLAB_ONEDNN", "true")
     assert worker_env({}, Settings())["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert worker_env({"TF_ENABLE_ONEDNN_OPTS": "0"}, Settings())["TF_ENABLE_ONEDNN_OPTS"] == "0"  # TensorFlow's own wins
+    monkeypatch.setenv("INITLAB_ONEDNN", "false")
+    assert worker_env({}, Settings())["TF_ENABLE_ONEDNN_OPTS"] == "0"
 
 
 def test_up_starts_one_worker_per_gpu_and_the_probe_worker_on_the_first(monkeypatch):

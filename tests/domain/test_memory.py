@@ -172,7 +172,7 @@ print(json.dumps({"peak": peak, "baseline": baseline,
      "initializers": ["he_normal"], "seeds": [0, 1]},
 ], ids=["parameters", "activations", "cnn-batchnorm-residual"])
 def test_the_estimate_is_above_the_measured_peak_and_close_to_it(body, data_dir):
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1",
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1",
            "TF_NUM_INTEROP_THREADS": "1", "MALLOC_ARENA_MAX": "2"}  # as `initlab up` and `initlab worker` start workers
     result = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(body), str(data_dir)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
