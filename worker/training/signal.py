@@ -170,10 +170,10 @@ def _forward_backward(model, taps: list, rows: np.ndarray, y: np.ndarray):
 
     The backward signal comes from zero tensors added to each pre-activation: the gradient with
     respect to such a tensor is the gradient with respect to the pre-activation, and the model
-    needs no change. A first pass gives their shapes.
+    needs no change. A pre-activation has its tap's output shape, (runs, batch, ...).
     """
-    _, shaped, _ = _forward(model, taps, rows)
-    offsets = [keras.ops.zeros(tuple(z.shape), dtype=z.dtype) for z in shaped]
+    offsets = [keras.ops.zeros((tap.output.shape[0], len(rows), *tap.output.shape[2:]), dtype=tap.output.dtype)
+               for tap in taps]
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
