@@ -23,6 +23,12 @@ from app.settings import Settings, get_settings
 # TensorFlow threads would otherwise each grow an arena, and its peak memory with them, which
 # the admission check's estimate (app/domain/memory.py) must bound. (oneDNN: INITLAB_ONEDNN.)
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "MALLOC_ARENA_MAX": "2"}
+
+
+def tensorflow_env(settings: Settings) -> dict[str, str]:
+    """What a worker's TensorFlow reads once, at import: quiet logs and the oneDNN choice."""
+    return {"TF_CPP_MIN_LOG_LEVEL": QUIET_TF["TF_CPP_MIN_LOG_LEVEL"],
+            "TF_ENABLE_ONEDNN_OPTS": "1" if settings.onednn else "0"}
 # A GPU worker allocates device memory as it needs it, never all at once: JAX's default
 # preallocation, and TensorFlow's, would each take the device from every other process.
 # A value already in the environment wins (XLA_PYTHON_CLIENT_MEM_FRACTION=.45, say, to
@@ -69,7 +75,7 @@ def thread_env(threads: int) -> dict[str, str]:
 def worker_env(environ: Mapping[str, str], settings: Settings, gpu: str | None = None) -> dict[str, str]:
     """A worker's environment: ``environ`` with the quiet TensorFlow defaults (where unset),
     the configured Keras backend, and for a GPU worker its one visible device."""
-    env = {**QUIET_TF, "TF_ENABLE_ONEDNN_OPTS": "1" if settings.onednn else "0", **environ}
+    env = {**QUIET_TF, **tensorflow_env(settings), **environ}
     env["KERAS_BACKEND"] = settings.keras_backend  # INITLAB_KERAS_BACKEND decides, as every other setting
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu

@@ -10,6 +10,7 @@ import threading
 from celery import signals
 
 from app.domain.tasks import SIGNAL_PROBE_TASK, TRAIN_GROUP_TASK, TRAIN_RUN_TASK
+from app.launch import tensorflow_env
 from app.settings import get_settings
 from worker import heartbeat
 from worker.celery_app import celery_app
@@ -20,8 +21,8 @@ log = logging.getLogger("initlab.worker")
 shutting_down = threading.Event()
 _reconciler_stop = threading.Event()
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1" if get_settings().onednn else "0")  # before Keras loads TensorFlow
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+for _name, _value in tensorflow_env(get_settings()).items():  # before Keras loads TensorFlow
+    os.environ.setdefault(_name, _value)
 
 
 @celery_app.task(name=TRAIN_GROUP_TASK, acks_late=True)

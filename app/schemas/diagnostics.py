@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.domain.limits import limit_problems
 from app.domain.probe import SignalProbeSpec
 from app.schemas.common import plain_json
-from app.schemas.studies import study_limits
+from app.schemas.studies import limits_error, study_limits
 from app.settings import get_settings
 
 # Variances of an exploding network overflow: they travel as "Infinity"/"NaN", like a diverged run's loss.
@@ -35,9 +34,7 @@ class SignalRequest(SignalProbeSpec):
         study = self.study()
         problems = limit_problems(study, replace(study_limits(settings), worker_memory=None))
         if problems:
-            raise ValidationError.from_exception_data("SignalRequest", [InitErrorDetails(
-                type=PydanticCustomError("limit", "Value error, {message}", {"message": message}),
-                loc=tuple(field.split(".")), input=None) for field, message in problems])
+            raise limits_error("SignalRequest", problems)
         architecture = study.architecture()
         weights = architecture.parameter_count()
         if weights * len(self.initializers) > settings.max_probe_weights:

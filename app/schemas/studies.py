@@ -26,6 +26,13 @@ def study_limits(settings: Settings) -> StudyLimits:
     return StudyLimits(**{name: int(getattr(settings, name)) for name in StudyLimits.__dataclass_fields__})
 
 
+def limits_error(title: str, problems: list[tuple[str, str]]) -> ValidationError:
+    """``limit_problems``' answer as one validation error per problem, each at its field (a 422 naming it)."""
+    return ValidationError.from_exception_data(title, [InitErrorDetails(
+        type=PydanticCustomError("limit", "Value error, {message}", {"message": message}),
+        loc=tuple(field.split(".")), input=None) for field, message in problems])
+
+
 class StudyCreate(StudySpec):
     """A study to train: a StudySpec within this deployment's limits."""
 
@@ -45,9 +52,7 @@ class StudyCreate(StudySpec):
     def _within_limits(self) -> "StudyCreate":
         problems = limit_problems(self, study_limits(get_settings()))
         if problems:
-            raise ValidationError.from_exception_data("StudyCreate", [InitErrorDetails(
-                type=PydanticCustomError("limit", "Value error, {message}", {"message": message}),
-                loc=tuple(field.split(".")), input=None) for field, message in problems])
+            raise limits_error("StudyCreate", problems)
         return self
 
 

@@ -151,7 +151,7 @@ class RunNormalization(keras.layers.Layer):
         pre-activations (a [0, 1] uniform kernel's) to cancellation in float32.
         """
         means, variances = [], []
-        for values in ops.unstack(inputs, axis=0):  # not inputs[k]: see StackedConv.call
+        for values in ops.unstack(inputs, axis=0):  # not inputs[k]: see StackedConv.affine
             axes = list(range(len(values.shape) - 1))
             mean = ops.mean(values, axis=axes, keepdims=True)
             means.append(ops.reshape(mean, (-1,)))
