@@ -29,6 +29,7 @@ from worker.training.layers import RunMetrics, rows_variable, summed_run_losses
 from worker.training.device import describe_device
 from worker.training.lsuv import rescale_group
 from worker.training.model import build_network, check_group
+from worker.training.optimizers import optimizer
 from worker.training.recorder import Finished, GroupHalted, GroupRecorder, RunOutcome, run_metrics
 from worker.training.sink import Sink
 
@@ -115,10 +116,3 @@ def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
 def validation_rows(train_count: int, validation_count: int) -> np.ndarray:
     """Indices of the validation rows, which ``rows_variable`` stores after the training rows."""
     return np.arange(train_count, train_count + validation_count, dtype=np.int32)
-
-
-def optimizer(setup: RunSetup):
-    rate = setup.training.learning_rate
-    if setup.training.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=rate)
-    return keras.optimizers.SGD(learning_rate=rate)
