@@ -39,6 +39,8 @@ system-deps:
 
 PYTEST_ARGS ?= -n 3 --dist loadfile
 
-# The tests pin oneDNN off (numbers that repeat on every CPU; the app turns it on, INITLAB_ONEDNN).
+# The tests run TensorFlow's oneDNN kernels, as the workers do (INITLAB_ONEDNN); with them off,
+# Eigen's batched matmul takes another kernel for one run than for a group's small layers, so a
+# fused normalized net drifts from its runs alone (bench/RESULTS.md, 2026-12-01 AMD section).
 test: venv system-deps
-	TF_ENABLE_ONEDNN_OPTS=$${TF_ENABLE_ONEDNN_OPTS:-0} $(PY) -m pytest $(PYTEST_ARGS)
+	TF_ENABLE_ONEDNN_OPTS=$${TF_ENABLE_ONEDNN_OPTS:-1} $(PY) -m pytest $(PYTEST_ARGS)

@@ -19,7 +19,7 @@ INITLAB = [str(Path(sys.executable).with_name("initlab"))]
 
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
-    return {"TF_ENABLE_ONEDNN_OPTS": "0", **os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **env}
+    return {"TF_ENABLE_ONEDNN_OPTS": "1", **os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **env}
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:

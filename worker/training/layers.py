@@ -153,7 +153,14 @@ class StackedDense(keras.layers.Layer):
     def affine(self, inputs):
         """x·W + b, before the activation (what LSUV measures)."""
         outputs = ops.matmul(inputs, self.kernel)
-        return outputs if self.bias is None else ops.add(outputs, ops.expand_dims(self.bias, 1))
+        if self.bias is None:
+            return outputs
+        # The bias is added run by run, so its gradient sums one run's (B, units) slice as the
+        # run alone does: one (K, 1, units) broadcast summed the (K, B, units) gradient in an
+        # order that depends on K (the first run's output bias gradient 6e-8 off its value alone,
+        # which a BatchNorm CNN carried past 1e-4 in two epochs).
+        return ops.stack([ops.add(run_outputs, run_bias)
+                          for run_outputs, run_bias in zip(ops.unstack(outputs, axis=0), ops.unstack(self.bias, axis=0))])
 
     def call(self, inputs):
         # The order of keras.layers.Dense: matmul, add the bias, activation.

@@ -169,13 +169,21 @@ class RunNormalization(keras.layers.Layer):
             mean, variance = self._per_run(batch_mean, rank), self._per_run(batch_variance, rank)
         else:
             mean, variance = self._per_run(self.moving_mean, rank), self._per_run(self.moving_variance, rank)
-        normalized = ops.multiply(ops.subtract(inputs, mean), ops.rsqrt(ops.add(variance, EPSILON)))
-        # Scale and offset run by run: their gradients are then sums over one run's (B, ...)
-        # slice, in the same order whatever the group's size; one (K, 1, ..., C) broadcast would
-        # sum over a (K, B, ..., C) tensor, whose order depends on K (1e-6 apart, which a
-        # LayerNorm CNN amplified past 1e-4 in an epoch on an Intel Xeon).
-        return ops.stack([ops.add(ops.multiply(values, self.gamma[run]), self.beta[run])
-                          for run, values in enumerate(ops.unstack(normalized, axis=0))])
+        # Everything after the moments runs run by run, on one run's (B, ..., C) slice, as the run
+        # would alone: a (K, 1, ..., C) mean, scale or offset broadcast over the (K, B, ..., C)
+        # activations has its gradient summed over that tensor in an order that depends on K
+        # (1e-6 apart, which a LayerNorm CNN amplified past 1e-4 in an epoch on an Intel Xeon),
+        # and one rsqrt over the (K, ..., C) variance gave runs 1 and 2 of a three-run BatchNorm
+        # CNN other bits than their own call (run 3, the tensor's tail, matched: the pattern of a
+        # vector loop and its scalar tail rounding differently), 1e-7 that BatchNorm carried to
+        # 1e-4 in two epochs.
+        slices = zip(ops.unstack(inputs, axis=0), ops.unstack(mean, axis=0), ops.unstack(variance, axis=0))
+        return ops.stack([self._normalize_run(run, *parts) for run, parts in enumerate(slices)])
+
+    def _normalize_run(self, run: int, values, mean, variance):
+        """Run ``run``'s (values − mean) / √(variance + ε) · γ + β."""
+        normalized = ops.multiply(ops.subtract(values, mean), ops.rsqrt(ops.add(variance, EPSILON)))
+        return ops.add(ops.multiply(normalized, self.gamma[run]), self.beta[run])
 
     def compute_output_shape(self, input_shape):
         return input_shape

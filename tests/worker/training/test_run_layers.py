@@ -25,7 +25,8 @@ import json
 import numpy as np
 import tensorflow as tf
 import keras
-from worker.training.run_layers import RunNormalization, StackedConv
+from worker.training.layers import StackedDense
+from worker.training.run_layers import RunNormalization, RunReshape, StackedConv
 
 rng = np.random.default_rng(0)
 runs, batch = 3, 16
@@ -40,18 +41,29 @@ def gradients(layers, inputs):
             y = layer(y, training=True)
         loss = tf.reduce_sum(tf.sin(y) * tf.cast(tf.range(y.shape[-1]), y.dtype))
     variables = [v for layer in layers for v in layer.trainable_variables]
-    return [np.asarray(g) for g in tape.gradient(loss, variables)]
+    return tape.gradient(loss, variables)
+
+def layer_sets(k, n):  # the layers under test for runs k .. k+n-1: conv + normalization, a small Dense head
+    for kind in ("layernorm", "batchnorm"):
+        yield kind, [StackedConv(4, 3, "linear", kernels[k:k + n], biases[k:k + n]), RunNormalization(kind, n)]
+    yield "dense", [RunReshape((14 * 14 * 4,)), StackedDense(10, "linear", kernels[k:k + n], biases[k:k + n])]
+
+def eager(layers, inputs):
+    return [np.asarray(gradient) for gradient in gradients(layers, inputs)]
+
+def compiled(layers, inputs):
+    return [np.asarray(gradient) for gradient in tf.function(lambda values: gradients(layers, values))(inputs)]
 
 worst = {}
-for kind in ("layernorm", "batchnorm"):
-    group = [StackedConv(8, 3, "linear", kernels, biases), RunNormalization(kind, runs)]
-    together = gradients(group, x)
-    for run in range(runs):
-        alone = [StackedConv(8, 3, "linear", kernels[run:run + 1], biases[run:run + 1]), RunNormalization(kind, 1)]
-        for found, expected in zip(together, gradients(alone, x[run:run + 1])):
-            scale = float(np.max(np.abs(expected[0]))) or 1.0
-            key = f"{kind} {len(expected.shape)}d"
-            worst[key] = max(worst.get(key, 0.0), float(np.max(np.abs(found[run] - expected[0]))) / scale)
+for mode, compute in (("eager", eager), ("graph", compiled)):  # graph: a compiled step, as fit runs it
+    for index, (kind, group) in enumerate(layer_sets(0, runs)):
+        together = compute(group, x)
+        for run in range(runs):
+            _, alone = list(layer_sets(run, 1))[index]
+            for found, expected in zip(together, compute(alone, x[run:run + 1])):
+                scale = float(np.max(np.abs(expected[0]))) or 1.0
+                key = f"{mode} {kind} {len(expected.shape)}d"
+                worst[key] = max(worst.get(key, 0.0), float(np.max(np.abs(found[run] - expected[0]))) / scale)
 print(json.dumps(worst))
 """
 
@@ -63,6 +75,8 @@ def test_each_run_slices_gradients_equal_the_run_alone(onednn):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     worst = json.loads(result.stdout.strip().splitlines()[-1])
-    # conv kernel (5-d), conv bias and the normalization's gamma and beta (2-d), per normalization.
-    assert sorted(worst) == ["batchnorm 2d", "batchnorm 5d", "layernorm 2d", "layernorm 5d"]
+    # conv kernel (5-d), conv bias and the normalization's gamma and beta (2-d), per normalization;
+    # the Dense head's kernel (3-d) and bias (2-d); each eager and in a compiled step.
+    kinds = ["batchnorm 2d", "batchnorm 5d", "dense 2d", "dense 3d", "layernorm 2d", "layernorm 5d"]
+    assert sorted(worst) == sorted(f"{mode} {kind}" for mode in ("eager", "graph") for kind in kinds)
     assert all(value == 0.0 for value in worst.values()), worst
