@@ -9,7 +9,8 @@ table to bench/RESULTS.md's "Workload matrix" section (--record).
 peak_fraction is the training FLOP rate initlab achieved (forward + backward of every training
 sample, 6 × weights per sample, plus 2 × weights per validation sample, counted from the layer
 shapes) over this machine's dense-matmul peak, measured in the same run: numpy's float32 matmul
-of 2048 × 2048 matrices with every core (the BLAS TensorFlow does not use, but the same silicon).
+of 2048 × 2048 matrices with every core (the BLAS TensorFlow does not use, but the same silicon),
+measured before the first workload and after each, the highest figure so far.
 
     python bench/workloads.py                     # all workloads
     python bench/workloads.py --only seed-001 --record
@@ -118,8 +119,12 @@ def main(only: list[str] = typer.Option(None, help="workload names (default: all
          train_samples: int = typer.Option(None, help="a training subset for every workload (default: each its own)"),
          data_dir: Path = typer.Option(None, envvar="INITLAB_DATA_DIR"),
          record: bool = typer.Option(False, help="append the table to bench/RESULTS.md")) -> None:
-    peak = matmul_peak()
-    print(f"machine: {describe_machine()}; load average {os.getloadavg()}; matmul peak {peak:.1f} GFLOP/s", flush=True)
+    # The peak is a ceiling: another process on a shared VM can only lower one measurement
+    # (108 against 205 GFLOP/s seen minutes apart), so it is measured again after every workload
+    # and each fraction uses the highest figure so far.
+    peaks = [matmul_peak()]
+    print(f"machine: {describe_machine()}; load average {os.getloadavg()}; matmul peak {peaks[0]:.1f} GFLOP/s",
+          flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="initlab-workloads-") as tmp:
         workdir = Path(tmp)
@@ -136,6 +141,9 @@ def main(only: list[str] = typer.Option(None, help="workload names (default: all
                 print(f"  {name} {key:<28} final val accuracy, mean over seeds: loop {loop_acc[key]:.4f} "
                       f"initlab {mine_acc[key]:.4f}", flush=True)
             speedup = loop["seconds"] / initlab["seconds"]
+            peaks.append(matmul_peak())
+            peak = max(peaks)
+            print(f"  matmul peak after {name}: {peaks[-1]:.1f} GFLOP/s (highest so far {peak:.1f})", flush=True)
             fraction = training_flops(body) / initlab["seconds"] / (peak * 1e9)
             rows.append((name, loop["seconds"], initlab["seconds"], speedup, fraction, worst))
             print(f"workload={name} speedup_vs_seed_loop={speedup:.2f} peak_fraction={fraction:.2f} "
@@ -143,7 +151,7 @@ def main(only: list[str] = typer.Option(None, help="workload names (default: all
                   f"largest accuracy difference {100 * worst:.2f} points)", flush=True)
     if record:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        lines = [f"\n### Workload matrix, {stamp} ({describe_machine()}; matmul peak {peak:.1f} GFLOP/s)\n",
+        lines = [f"\n### Workload matrix, {stamp} ({describe_machine()}; matmul peak {max(peaks):.1f} GFLOP/s)\n",
                  "| workload | sequential loop | initlab | speedup | peak fraction | largest accuracy difference |",
                  "| --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {n} | {a:.1f} s | {b:.1f} s | {s:.2f} | {f:.2f} | {100 * w:.2f} points |" for n, a, b, s, f, w in rows]
