@@ -159,8 +159,8 @@ class StackedDense(keras.layers.Layer):
         # run alone does: one (K, 1, units) broadcast summed the (K, B, units) gradient in an
         # order that depends on K (the first run's output bias gradient 6e-8 off its value alone,
         # which a BatchNorm CNN carried past 1e-4 in two epochs).
-        return ops.stack([ops.add(run_outputs, run_bias)
-                          for run_outputs, run_bias in zip(ops.unstack(outputs, axis=0), ops.unstack(self.bias, axis=0))])
+        per_run = ops.unstack(outputs, axis=0)
+        return ops.stack([ops.add(run_outputs, self.bias[run]) for run, run_outputs in enumerate(per_run)])
 
     def call(self, inputs):
         # The order of keras.layers.Dense: matmul, add the bias, activation.
