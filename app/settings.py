@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     # TensorFlow's oneDNN kernels for the workers (TF_ENABLE_ONEDNN_OPTS; one already in the
     # environment wins). On an Intel Xeon they trained seed 000's fused groups 23 % and the CNN
     # workload's 3× faster, and fused runs still equal their runs alone (bench/RESULTS.md,
-    # "oneDNN"). The tests and the benchmarks pin them off, for numbers that repeat on every CPU.
+    # "oneDNN"). The tests run with them on too; the benchmarks pin them off unless
+    # TF_ENABLE_ONEDNN_OPTS is set, so recorded figures stay comparable.
     onednn: bool = True
     # GPUs `initlab worker` starts one process for, each seeing only its own device
     # (CUDA_VISIBLE_DEVICES): "0,1", or empty for one process on whatever the machine has.
