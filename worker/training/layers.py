@@ -123,6 +123,29 @@ def stacked_initializer(initializers: Sequence[Any], slice_shape: tuple[int, ...
     return initialize
 
 
+@ops.custom_gradient
+def add_run_bias(outputs, bias):
+    """(K, B, units) + each run's (units,) bias, with each run's bias gradient summed as alone.
+
+    The forward add is one broadcast (element-wise, so every sum is the run's own). Its
+    automatic gradient would sum the (K, B, units) upstream over the batch in one reduction,
+    in an order that depends on K (the first run's output bias gradient 6e-8 off its value
+    alone, which a BatchNorm CNN carried past 1e-4 in two epochs); here each run's (B, units)
+    slice is summed on its own, the reduction the run alone does. Adding run by run gave the
+    same numbers but copied the activations into a stack forwards and backwards: 9 % of a
+    small MLP group's step (bench/RESULTS.md).
+    """
+    summed = ops.add(outputs, ops.expand_dims(bias, axis=1))
+
+    def gradient(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        per_run = [ops.sum(run_upstream, axis=0) for run_upstream in ops.unstack(upstream, axis=0)]
+        return upstream, ops.stack(per_run)
+
+    return summed, gradient
+
+
 class StackedDense(keras.layers.Layer):
     """K independent Dense layers of one shape: (K, B, in) → (K, B, units)."""
 
@@ -155,12 +178,8 @@ class StackedDense(keras.layers.Layer):
         outputs = ops.matmul(inputs, self.kernel)
         if self.bias is None:
             return outputs
-        # The bias is added run by run, so its gradient sums one run's (B, units) slice as the
-        # run alone does: one (K, 1, units) broadcast summed the (K, B, units) gradient in an
-        # order that depends on K (the first run's output bias gradient 6e-8 off its value alone,
-        # which a BatchNorm CNN carried past 1e-4 in two epochs).
-        per_run = ops.unstack(outputs, axis=0)
-        return ops.stack([ops.add(run_outputs, self.bias[run]) for run, run_outputs in enumerate(per_run)])
+        # A tensor, not the variable: tf.custom_gradient wants variables read inside it declared.
+        return add_run_bias(outputs, ops.copy(self.bias))
 
     def call(self, inputs):
         # The order of keras.layers.Dense: matmul, add the bias, activation.
