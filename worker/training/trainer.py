@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from app.domain.spec import RunSetup
+from worker.training import feed
 from worker.training.datasets import PreparedData, prepare_data
 from worker.training.layers import RunMetrics, rows_variable, summed_run_losses
 from worker.training.device import describe_device
@@ -80,8 +81,9 @@ def train_group(
 
     runs = len(setups)
     train_count, val_count = len(data.y_train), len(data.y_val)
-    validation = (np.repeat(validation_rows(train_count, val_count)[:, None], runs, axis=1),
-                  np.repeat(data.y_val[:, None], runs, axis=1))
+    batch_size = first.training.batch_size
+    validation = feed.validation_data(np.repeat(validation_rows(train_count, val_count)[:, None], runs, axis=1),
+                                      np.repeat(data.y_val[:, None], runs, axis=1), batch_size)
     recorder = GroupRecorder(setups, sink, data, stop_event, on_finished) if record else None
     if recorder is not None:
         recorder.record_initial(model)
@@ -92,8 +94,8 @@ def train_group(
         order = np.stack([epoch_order(setup.seed, epoch, train_count) for setup in setups], axis=1)
         try:
             history = model.fit(
-                order, data.y_train[order], validation_data=validation,
-                initial_epoch=epoch - 1, epochs=epoch, batch_size=first.training.batch_size,
+                **feed.fit_data(order, data.y_train[order], batch_size), validation_data=validation,
+                initial_epoch=epoch - 1, epochs=epoch,
                 shuffle=False, verbose=0, callbacks=[recorder] if recorder else [],
             ).history
         except GroupHalted:
