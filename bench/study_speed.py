@@ -42,6 +42,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+# One oneDNN setting for both sides, which inherit this environment: the plain loop's subprocess
+# and `initlab up`'s workers (whose own default is on). Off unless set, as in every benchmark here.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 INITLAB = str(Path(sys.executable).with_name("initlab"))
@@ -184,7 +188,8 @@ def by_initializer(runs: list[dict], accuracy) -> dict[str, float]:
 def describe_machine() -> str:
     from _harness import cpu_model
 
-    return f"{cpu_model()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, TF_ENABLE_ONEDNN_OPTS={onednn}"
 
 
 @app.command()

@@ -4,12 +4,13 @@ Why not plain arrays on TensorFlow: Keras's TensorFlow trainer wraps numpy array
 pipeline ending in ``prefetch(AUTOTUNE)``, and tf.data's autotuner runs a background thread in
 every iterator it makes. ``train_group`` calls ``fit`` once an epoch, so each epoch made a new
 iterator and deleted the last one; in ``initlab up``'s two workers (one TensorFlow thread each,
-on 2 cores) that deletion blocked for 0.8-2.9 s in ``RootDataset::Iterator::~Iterator``, waiting
-for the autotuner's thread (``py-spy dump --native`` of a worker), and the thread's own work
-slowed the epochs (seed 000's: 8.5 s, against 6.6-6.9 s without it). Seed 000's study went from
-30-34 s to 24.5 s end to end (bench/RESULTS.md). The indices are tiny and already in memory,
-so there is nothing to prefetch or tune: the same batches, in the same order, from a dataset
-with autotuning off.
+on 2 cores, beside the API and the probe worker) that deletion blocked for 0.8-2.9 s at about
+half of the epoch ends, in ``RootDataset::Iterator::~Iterator`` waiting for that thread
+(``py-spy dump --native`` of a worker). Seed 000's study took 28.7-34.2 s end to end in six
+runs before, 24.5-26.6 s in five after (bench/RESULTS.md). (Alone in one process the two feeds
+train equally fast, paired: the cost is in the deletion, under load.) The indices are tiny and
+already in memory, so there is nothing to prefetch or tune: the same batches, in the same order,
+from a dataset with autotuning off.
 
 Other backends (JAX) iterate numpy arrays in Keras itself; they get the arrays as they are.
 """
