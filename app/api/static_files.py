@@ -72,7 +72,7 @@ def _version(body: bytes) -> str:
 
 
 class StaticAssets:
-    """Every file under ``directory``, by its path relative to it (``vendor/plotly-cartesian.min.js``)."""
+    """Every file under ``directory``, by its path relative to it (``vendor/plotly-initlab.min.js``)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

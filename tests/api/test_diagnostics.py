@@ -175,7 +175,7 @@ def test_a_slow_answer_is_a_202_with_a_url_to_poll(client, monkeypatch):
 def test_page_and_schema(client):
     page = client.get("/diagnostics/signal-propagation")
     assert page.status_code == 200
-    assert "/static/signal.js" in page.text and "/static/vendor/plotly-cartesian.min.js?v=" in page.text
+    assert "/static/signal.js" in page.text and "/static/vendor/plotly-initlab.min.js?v=" in page.text
     assert 'max="100"' in page.text  # the depth bound is the server's own
     paths = client.get("/openapi.json").json()["paths"]
     assert "post" in paths[URL] and "/diagnostics/signal-propagation" not in paths

@@ -50,13 +50,13 @@ def test_study_page_references_only_hashed_local_assets_and_the_partial_bundle(s
     html = client.get(f"/studies/{study_id}").text
     urls = [url for url in _page_urls(html) if not url.startswith("data:")]
     assert urls and all(HASHED.match(url) for url in urls), urls
-    assert any(url.startswith("/static/vendor/plotly-cartesian.min.js?v=") for url in urls)
+    assert any(url.startswith("/static/vendor/plotly-initlab.min.js?v=") for url in urls)
     assert "plotly.min.js" not in html and "://" not in "".join(urls)
     # Classic scripts are deferred (no parser-blocking script); the controller is a module (deferred too).
     scripts = re.findall(r"<script\b(?![^>]*application/json)[^>]*>", html)
     assert scripts and all(" defer" in tag or 'type="module"' in tag for tag in scripts), scripts
     plotly = client.get(next(url for url in urls if "plotly" in url), headers={"Accept-Encoding": "identity"})
-    assert b"plotly.js (cartesian" in plotly.content[:200] and len(plotly.content) < 2_000_000
+    assert b"plotly.js v4.1.1 (core + heatmap" in plotly.content[:200] and len(plotly.content) < 1_300_000
     # The modules import each other by versioned URL too, so the whole graph is cached alike.
     study_js = client.get(next(url for url in urls if "study.js" in url)).text
     imports = re.findall(r'from "(\./[^"]+)"', study_js)
@@ -80,7 +80,7 @@ def test_hashed_urls_are_immutable_and_plain_ones_revalidate(served):
     assert client.get("/static/../app/settings.py").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/openapi.json", "/compare", "/static/vendor/plotly-cartesian.min.js",
+@pytest.mark.parametrize("path", ["/openapi.json", "/compare", "/static/vendor/plotly-initlab.min.js",
                                   "/static/study.js"])
 def test_large_answers_are_gzipped_when_the_client_accepts_it(served, path):
     client = served[0]

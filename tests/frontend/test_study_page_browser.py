@@ -43,8 +43,8 @@ def _wait(page, condition: str, timeout: int = 10000) -> None:
 
 
 def test_plotly_is_served_locally_and_unknown_study_is_404(live_server):
-    status, kind, body = _get(f"{live_server}/static/vendor/plotly-cartesian.min.js")  # the partial bundle
-    assert status == 200 and "javascript" in kind and b"plotly.js (cartesian" in body[:400]
+    status, kind, body = _get(f"{live_server}/static/vendor/plotly-initlab.min.js")  # the custom bundle
+    assert status == 200 and "javascript" in kind and b"(core + heatmap" in body[:400]
     for missing in ("999999", "not-a-number"):
         status, kind, body = _get(f"{live_server}/studies/{missing}")
         assert status == 404 and "text/html" in kind and b"Not found" in body
