@@ -63,4 +63,3 @@ def test_a_group_fed_through_the_feed_records_what_plain_arrays_give(data, monke
     plain = recorded()
     assert through_feed[0][1][1]["val_accuracy"] > 0  # trained and validated
     assert through_feed == plain
-
