@@ -21,7 +21,8 @@ CNN = dict(family="cnn", conv_channels=[4, 8], hidden_units=[16])
 # Normalized nets amplify any rounding a group adds: BatchNorm carried 1e-7 to 1e-4 in two
 # epochs, from one rsqrt over a (K, ..., C) variance (the group's first runs got other bits
 # than alone, the last did not), and from one (K, 1, units) bias broadcast summing its gradient in a
-# K-dependent order (both now computed run by run: with oneDNN on, every recorded statistic of
+# K-dependent order (now the rsqrt is taken run by run and each run's bias gradient summed on its
+# own slice, worker/training/layers.add_run_bias: with oneDNN on, every recorded statistic of
 # the BatchNorm CNN below then equals its run alone's exactly on a 2-core AMD EPYC, 2026-12-01). With
 # TF_ENABLE_ONEDNN_OPTS=0 Eigen's batched matmul multiplies one run's small output layer with
 # another kernel than a group's (6e-8 apart), which the BatchNorm CNN still carries past 1e-4.

@@ -5,7 +5,8 @@ With TF_ENABLE_ONEDNN_OPTS=1 TensorFlow fuses a Conv2D directly followed by its 
 that fused op gave every run slice but the first a wrong bias gradient (relative error ~1, not
 rounding: the runs' fused CNNs then trained differently from the same runs alone). StackedConv
 adds its bias to the output seen as (positions, channels), which the fusion does not match; and
-RunNormalization scales and offsets run by run, so that each parameter's gradient sums one
+RunNormalization scales and offsets run by run, and StackedDense sums each run's bias gradient
+over that run's slice alone (layers.add_run_bias), so that each parameter's gradient sums one
 run's slice in the same order whatever the group's size. Each check runs in a fresh process,
 since TensorFlow reads the variable once, at import.
 """
