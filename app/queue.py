@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import Celery
 
+from app.broker_files import TRANSPORT
 from app.domain.tasks import SIGNAL_PROBE_TASK, TRAIN_GROUP_TASK, probe_queue
 from app.settings import Settings, get_settings
 
@@ -52,6 +53,8 @@ def create_celery(settings: Settings | None = None, include: list[str] | None = 
     settings = settings or get_settings()
     app = Celery("initlab", broker=settings.broker_url, include=include or [])
     app.conf.update(
+        # The embedded broker: kombu's filesystem transport, publishing each message whole.
+        broker_transport=TRANSPORT if settings.uses_filesystem_broker else None,
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue,
@@ -174,6 +177,7 @@ def ping() -> str:
     settings = get_settings()
     try:
         with Connection(settings.broker_url, transport_options=broker_options(settings),
+                        transport=TRANSPORT if settings.uses_filesystem_broker else None,
                         connect_timeout=2) as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # kombu raises transport-specific errors

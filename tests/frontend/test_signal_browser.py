@@ -14,6 +14,11 @@ pytestmark = pytest.mark.browser
 
 PAGE = "/diagnostics/signal-propagation"
 CHARTS = ("chart-activation", "chart-gradient", "chart-dead")
+PROBE_URL = "**/api/diagnostics/signal-propagation"
+# The API waits up to INITLAB_PROBE_WAIT_S (30 s) for the worker, then answers 202 and the page
+# polls: a slow machine may take that path, so the test waits longer than the API does.
+ANSWER_MS = 60_000
+ANSWERED = (200, 202)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +59,9 @@ def test_seed_002_preset_draws_three_charts(server, page, artifacts):
     _open(page, server)
     catalog = page.evaluate("() => fetch('/api/initializers').then(r => r.json())")
     assert page.locator("#s-initializer-list input[type=checkbox]").count() == len(catalog)  # one per registry entry
-    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+    with page.expect_response(PROBE_URL, timeout=ANSWER_MS) as answer:
         page.get_by_role("button", name="Seed 002: ReLU, 20 layers, He normal vs uniform ±1/√fan_in").click()
-    assert answer.value.status == 200
+    assert answer.value.status in ANSWERED
     assert sorted(answer.value.request.post_data_json["initializers"]) == ["he_normal", "uniform_fan_in"]
     page.wait_for_function("() => document.getElementById('signal-results').dataset.ready === 'true'", timeout=60000)
     assert page.get_by_label("Hidden layers", exact=True).input_value() == "20"
@@ -95,9 +100,9 @@ def test_batchnorm_preset_keeps_both_lines_flat(server, page):
     uniform rule's signal as flat as He's (the question "does normalization make the initializer
     irrelevant?", answered for the signal at init)."""
     _open(page, server)
-    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+    with page.expect_response(PROBE_URL, timeout=ANSWER_MS) as answer:
         page.get_by_role("button", name="The same 20 layers with BatchNorm").click()
-    assert answer.value.status == 200
+    assert answer.value.status in ANSWERED
     assert answer.value.request.post_data_json["model"]["normalization"] == "batchnorm"
     page.wait_for_function("() => document.getElementById('signal-results').dataset.ready === 'true'", timeout=60000)
     assert page.get_by_label("Normalization", exact=True).input_value() == "batchnorm"
@@ -120,9 +125,9 @@ def test_a_cnn_with_batchnorm_is_probed_from_the_form(server, page, artifacts):
     page.get_by_label("Probe samples", exact=True).fill("64")
     for box in page.locator("#s-initializer-list input[type=checkbox]").all():
         box.set_checked(box.get_attribute("value") in ("he_normal", "delta_orthogonal"))
-    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+    with page.expect_response(PROBE_URL, timeout=ANSWER_MS) as answer:
         page.get_by_role("button", name="Probe the untrained network").click()
-    assert answer.value.status == 200, answer.value.text()
+    assert answer.value.status in ANSWERED, answer.value.text()
     assert answer.value.request.post_data_json["model"] == {
         "hidden_units": [16], "activation": "relu", "family": "cnn", "normalization": "batchnorm", "residual": False,
         "conv_channels": [4, 8], "pooling": "max"}
@@ -134,7 +139,7 @@ def test_a_cnn_with_batchnorm_is_probed_from_the_form(server, page, artifacts):
 
     # A shape the server refuses comes back next to its field.
     page.get_by_label("Residual blocks", exact=True).select_option("yes")
-    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+    with page.expect_response(PROBE_URL, timeout=ANSWER_MS) as answer:
         page.get_by_role("button", name="Probe the untrained network").click()
     assert answer.value.status == 422
     page.locator("#err-model-conv_channels:not(:empty)").wait_for()
@@ -146,7 +151,7 @@ def test_server_refusal_lands_by_the_field(server, page):
     _open(page, server)
     page.get_by_label("Hidden layers", exact=True).fill("3")
     page.get_by_label("Units per layer", exact=True).fill("4096")  # 784·4096 + 2·4096² weights: past INITLAB_MAX_PARAMETERS
-    with page.expect_response(lambda r: r.url.endswith("/api/diagnostics/signal-propagation")) as answer:
+    with page.expect_response(PROBE_URL, timeout=ANSWER_MS) as answer:
         page.get_by_role("button", name="Probe the untrained network").click()
     assert answer.value.status == 422
     page.locator("#err-model-hidden_units:not(:empty)").wait_for()
