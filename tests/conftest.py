@@ -24,6 +24,14 @@ from support.require import missing, require  # noqa: E402
 # only (a real server answers to its loopback names; tests/api/test_security.py checks that default).
 os.environ.setdefault("INITLAB_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,::1")
 
+# One TensorFlow thread per test process, as `initlab up` gives each of its workers on 2 cores (the
+# parallel run has 3 processes on 2 cores anyway). It is also the condition of the fused-equals-alone
+# tests: with 2 threads oneDNN splits a lone run's matmul across them but a group's batched matmul by
+# run, a different summation order (a Dense head's kernel gradient 1.7e-7 apart, on an AVX2 AMD EPYC),
+# which a normalized CNN grows past 1e-4 in 2 epochs. Set before TensorFlow is imported; a value set
+# by the caller wins.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+
 # The parallel run (-n 3 --dist loadfile) hands out whole files in collection order, so a long file
 # collected last runs alone at the end. These (the longest, from `--durations`, each minutes on 2
 # cores) start first, then every other file marked slow, then the rest.

@@ -71,7 +71,9 @@ print(json.dumps(worst))
 
 @pytest.mark.parametrize("onednn", ["0", "1"])
 def test_each_run_slices_gradients_equal_the_run_alone(onednn):
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    # One thread: with more, oneDNN splits one run's matmul across them but a group's by run (tests/conftest.py).
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
+           "TF_NUM_INTRAOP_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", CHECK], cwd=Path(__file__).resolve().parents[3], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
