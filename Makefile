@@ -37,7 +37,7 @@ system-deps:
 	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "missing:$$missing -- the tests that need them will be skipped"; fi; fi
 
-PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 # The tests run TensorFlow's oneDNN kernels, as the workers do (INITLAB_ONEDNN); with them off,
 # Eigen's batched matmul takes another kernel for one run than for a group's small layers, so a

@@ -32,9 +32,8 @@ os.environ.setdefault("INITLAB_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,:
 # by the caller wins.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
-# The parallel run (-n 3 --dist loadfile --no-loadscope-reorder) hands out whole files in collection
-# order (without that flag xdist 3.8 orders files by their number of tests, so the few-test fuzz files
-# started last), so a long file collected last runs alone at the end. These (the longest, from `--durations`, each minutes on 2
+# The parallel run (-n 3 --dist loadfile) hands out whole files in collection order, so a long file
+# collected last runs alone at the end. These (the longest, from `--durations`, each minutes on 2
 # cores) start first, then every other file marked slow, then the rest.
 LONGEST_FIRST = ("worker/training/test_jax.py", "worker/training/test_jax_families.py",
                  "reliability/test_api_fuzz_postgresql.py", "reliability/test_api_fuzz.py",
