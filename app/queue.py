@@ -28,6 +28,12 @@ class QueueUnavailable(RuntimeError):
     """The broker could not take the message; the runs stay queued in SQL."""
 
 
+def broker_transport(settings: Settings) -> str | None:
+    """The embedded broker's transport (kombu's filesystem one, publishing each message whole);
+    None lets kombu pick by the URL's scheme."""
+    return TRANSPORT if settings.uses_filesystem_broker else None
+
+
 def broker_options(settings: Settings) -> dict:
     if settings.uses_filesystem_broker:
         folder = settings.broker_folder
@@ -53,8 +59,7 @@ def create_celery(settings: Settings | None = None, include: list[str] | None = 
     settings = settings or get_settings()
     app = Celery("initlab", broker=settings.broker_url, include=include or [])
     app.conf.update(
-        # The embedded broker: kombu's filesystem transport, publishing each message whole.
-        broker_transport=TRANSPORT if settings.uses_filesystem_broker else None,
+        broker_transport=broker_transport(settings),
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue,
@@ -177,7 +182,7 @@ def ping() -> str:
     settings = get_settings()
     try:
         with Connection(settings.broker_url, transport_options=broker_options(settings),
-                        transport=TRANSPORT if settings.uses_filesystem_broker else None,
+                        transport=broker_transport(settings),
                         connect_timeout=2) as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # kombu raises transport-specific errors
