@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
 from support import processes
@@ -42,9 +43,16 @@ def test_a_cancelled_run_whose_worker_is_killed_ends_cancelled(make_stack):
                        and r["epoch"] == 0 and r["batch"] > 0, 120, interval=0.2, what="epoch 1")
 
     os.killpg(worker.pid, signal.SIGSTOP)  # it can no longer see the cancel
-    status, run = processes.http("POST", f"{run_url}/cancel")
+    # The cancel is sent, then the worker killed within 2 s whether or not the cancel has been
+    # answered: frozen inside a write of its run's row (progress, heartbeat), the worker holds that
+    # row's lock, and the cancel's UPDATE waits for it until the kill ends the worker's connection.
+    # Under load that window is wide enough to be hit (the cancel timed out in a CI run).
+    with ThreadPoolExecutor(1) as pool:
+        cancel = pool.submit(processes.http, "POST", f"{run_url}/cancel", None, 60)
+        wait([cancel], timeout=2)
+        processes.stop(worker, signal.SIGKILL)
+        status, run = cancel.result(timeout=60)
     assert (status, run["status"]) == (200, "running")  # asked; the worker is to stop it
-    processes.stop(worker, signal.SIGKILL)
 
     stack.start_worker()  # its reconciler finds the lease run out
     run = processes.wait_for(lambda: (r := processes.http("GET", run_url)[1])["status"] not in ("running", "queued")
