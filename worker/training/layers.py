@@ -12,6 +12,10 @@ TensorFlow and JAX. Imported by the worker only: it loads Keras at import time.
   of the slice, (in, out), exactly as the run's own ``Dense`` would draw it.
 * ``RunDropout`` draws run k's mask from run k's own seed stream, the mask that run's
   own ``Dropout`` layer would draw, so masks are independent across runs.
+
+Between layers the runs travel as one (K, B, ...) tensor, or, through a CNN's convolution stack,
+as a list of K (B, ...) tensors (worker/training/run_layers.py says why); the per-run layers take
+either form and give back the form they got (``per_run``, ``same_form``).
 * ``RunMetrics`` sums each run's loss and correct predictions over an epoch, so each
   run's loss and accuracy are per-sample means, as a single-run Keras model reports them.
 """
@@ -116,6 +120,27 @@ class IndexedRows(keras.layers.Layer):
         return keras.KerasTensor((*shape, self.rows.shape[1]), dtype="float32")
 
 
+def per_run(inputs) -> tuple[list, bool]:
+    """The runs' tensors one by one, and whether they came as a list (else as one (K, B, ...) tensor).
+
+    ``ops.unstack``, not ``inputs[k]``: the gradient of K strided slices is K full-size zero
+    tensors with one slice filled each (O(K²) memory traffic: 10 % of seed 000's fused step).
+    """
+    if isinstance(inputs, (list, tuple)):
+        return list(inputs), True
+    return ops.unstack(inputs, axis=0), False
+
+
+def same_form(outputs: list, listed: bool):
+    """Per-run outputs in the form their inputs came in (``per_run``)."""
+    return list(outputs) if listed else ops.stack(outputs)
+
+
+def stacked(values):
+    """One (K, B, ...) tensor, whichever form ``values`` has (for readers of every run at once)."""
+    return ops.stack(list(values)) if isinstance(values, (list, tuple)) else values
+
+
 def stacked_initializer(initializers: Sequence[Any], slice_shape: tuple[int, ...]):
     def initialize(shape, dtype=None):
         return ops.stack([initializer(slice_shape, dtype=dtype) for initializer in initializers])
@@ -190,7 +215,7 @@ class StackedDense(keras.layers.Layer):
 
 
 class RunDropout(keras.layers.Layer):
-    """Dropout on (K, B, units) with one seed stream per run."""
+    """Dropout on (K, B, ...) or a list of runs' tensors, with one seed stream per run."""
 
     def __init__(self, rate: float, seeds: Sequence[int], **kwargs):
         super().__init__(**kwargs)
@@ -200,12 +225,9 @@ class RunDropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training or self.rate <= 0:
             return inputs
-        # unstack, not inputs[k]: the gradient of K strided slices is K full-size zero tensors
-        # with one slice filled each (O(K²) memory traffic: 10 % of seed 000's fused step).
-        return ops.stack([
-            keras.random.dropout(run_input, self.rate, seed=generator)
-            for run_input, generator in zip(ops.unstack(inputs, axis=0), self.seed_generators)
-        ])
+        runs, listed = per_run(inputs)
+        return same_form([keras.random.dropout(run_input, self.rate, seed=generator)
+                          for run_input, generator in zip(runs, self.seed_generators)], listed)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -27,6 +27,7 @@ from keras import ops
 
 from app.domain.registry import LSUV_BATCH as BATCH_SIZE, LSUV_ITERATIONS as MAX_ITERATIONS, LSUV_TOLERANCE as TOLERANCE
 from app.domain.spec import RunSetup
+from worker.training.layers import stacked
 from worker.training.model import weighted_layers
 
 _STREAM = 0x15_0F  # keeps the LSUV batch apart from the gradient probe's (probe.probe_indices)
@@ -84,5 +85,5 @@ def _rescale(model, feed, layers: list, chosen: list[np.ndarray]) -> list[np.nda
 
 def _variances(layer, layer_input) -> np.ndarray:
     """Variance of the pre-activations over samples, positions and units, one per run slice."""
-    pre = layer.affine(layer_input)
+    pre = stacked(layer.affine(layer_input))
     return np.asarray(ops.convert_to_numpy(ops.var(pre, axis=tuple(range(1, len(pre.shape))))), dtype=np.float64)

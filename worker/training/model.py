@@ -24,7 +24,7 @@ from app.domain.layers import BIAS, KERNEL, PROJECTION_BIAS, PROJECTION_KERNEL, 
 from app.domain.spec import RunSetup
 from worker.training.initializers import build
 from worker.training.layers import IndexedRows, RunDropout, StackedDense
-from worker.training.run_layers import RunNormalization, RunPooling, RunReshape, StackedConv
+from worker.training.run_layers import RunActivation, RunAdd, RunNormalization, RunPooling, RunReshape, StackedConv
 
 
 def build_network(setups: Sequence[RunSetup], rows, as_bytes: bool = False):
@@ -77,9 +77,9 @@ def _block(block: Block, hidden, setups: Sequence[RunSetup], order):
             skip = block_input
             if block.projection is not None:
                 skip = _weighted(block.projection, block_input, setups, "linear", next(order))
-            hidden = keras.layers.Add(name=f"add_{layer.index}")([hidden, skip])
+            hidden = RunAdd(name=f"add_{layer.index}")([hidden, skip])
         if not plain:
-            hidden = keras.layers.Activation(first.activation, name=f"act_{layer.index}")(hidden)
+            hidden = RunActivation(first.activation, name=f"act_{layer.index}")(hidden)
         hidden = _dropout(layer, hidden, setups)
     return hidden
 
@@ -123,7 +123,7 @@ def normalization_layers(model) -> list[RunNormalization]:
 
 def is_plain_mlp(model) -> bool:
     """Dense layers each applying its own activation to the last one's output: no conv, norm or skip."""
-    return not any(isinstance(layer, (StackedConv, RunNormalization, keras.layers.Add)) for layer in model.layers)
+    return not any(isinstance(layer, (StackedConv, RunNormalization, RunAdd)) for layer in model.layers)
 
 
 def check_group(setups: Sequence[RunSetup]) -> None:

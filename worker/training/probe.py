@@ -44,7 +44,9 @@ def layer_outputs(taps, x) -> list[np.ndarray]:
     outputs = taps(x, training=False)
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
-    return [np.asarray(output) for output in outputs]
+    # A layer inside a CNN's convolution stack gives a list of runs' tensors (run_layers.py): stacked here.
+    return [np.stack([np.asarray(run) for run in output]) if isinstance(output, (list, tuple)) else np.asarray(output)
+            for output in outputs]
 
 
 def kernel_gradients(model, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:

@@ -1,15 +1,25 @@
 """Per-run layers for CNNs, normalization and residual blocks (the MLP's are in layers.py).
 
-Every tensor between layers is (K, B, ...): one slice per run of the group. Backend-neutral
-Keras 3 only (``keras.ops``), so the same code runs on TensorFlow and on JAX.
+Between layers the runs travel as one (K, B, ...) tensor (the Dense layers' batched matmul
+wants it) or, from the reshape to images to the flatten before the Dense head, as a list of K
+(B, h, w, c) tensors: each run's convolution, bias, activation, pooling and normalization then
+read the tensor its previous layer made, where a stacked tensor is unstacked and stacked again
+at every layer, copies of the largest activations in both directions. One CNN workload group (8
+runs, 10000 Fashion-MNIST images, one thread) trained its epochs ~24 % faster and validated
+~33 % faster as lists (bench/RESULTS.md). Every layer here takes either form and gives back the
+form it got (``per_run``), so the recorder's taps, the signal probe and LSUV read stacked arrays
+whichever form flows. Backend-neutral Keras 3 only (``keras.ops``), so the same code runs on
+TensorFlow and on JAX.
 
 * ``StackedConv`` is K Conv2D layers of one shape: a (K, kh, kw, c_in, c_out) kernel, each
   slice drawn by its run's own initializer with the slice's shape, so its fans are Keras's
   Conv2D fans (kh·kw·c_in, kh·kw·c_out). The K convolutions run in a Python loop inside the
   one compiled step (``keras.ops.conv`` per slice): simple, exact, and each run's result is
-  the one its own Conv2D would compute; a grouped convolution or a vmap could be faster.
-* ``RunPooling`` pools every image of every run (runs and batch merged into one axis).
-* ``RunReshape`` reshapes each sample (flat rows to images, images to flat features).
+  the one its own Conv2D would compute (a grouped convolution and im2col were slower on CPU).
+* ``RunPooling`` pools every run's images.
+* ``RunReshape`` reshapes each sample: flat rows to images (as a list of runs), images to flat
+  features (stacked again for the Dense head).
+* ``RunActivation`` and ``RunAdd`` are Keras's Activation and Add for either form.
 * ``RunNormalization`` is BatchNorm or LayerNorm with a scale and offset per run, and for
   BatchNorm each run's own batch statistics and moving statistics: a run's slice never sees
   another run's samples, so it normalizes exactly as it would alone.
@@ -22,15 +32,22 @@ from typing import Any, Sequence
 import keras
 from keras import ops
 
-from worker.training.layers import stacked_initializer
+from worker.training.layers import per_run, same_form, stacked_initializer
 
 # keras.layers.BatchNormalization / LayerNormalization defaults.
 MOMENTUM = 0.99
 EPSILON = 1e-3
 
 
+def _run_shape(input_shape) -> tuple:
+    """One run's input shape, from a stacked (K, B, ...) shape or a list form's list of (B, ...) shapes."""
+    if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)):
+        return tuple(input_shape[0])
+    return tuple(input_shape)[1:]
+
+
 class StackedConv(keras.layers.Layer):
-    """K independent Conv2D layers of one shape, 'same' padding, stride 1: (K, B, h, w, c) → (K, B, h, w, channels)."""
+    """K independent Conv2D layers of one shape, 'same' padding, stride 1: each run's (B, h, w, c) → (B, h, w, channels)."""
 
     def __init__(self, channels: int, kernel_size: int, activation: str, kernel_initializers: Sequence[Any],
                  bias_initializers: Sequence[Any] | None, **kwargs):
@@ -45,7 +62,7 @@ class StackedConv(keras.layers.Layer):
         self.bias_initializers = None if bias_initializers is None else list(bias_initializers)
 
     def build(self, input_shape):
-        shape = (self.kernel_size, self.kernel_size, int(input_shape[-1]), self.channels)
+        shape = (self.kernel_size, self.kernel_size, int(_run_shape(input_shape)[-1]), self.channels)
         self.kernel = self.add_weight(name="kernel", shape=(self.runs, *shape),
                                       initializer=stacked_initializer(self.kernel_initializers, shape))
         self.bias = None
@@ -53,28 +70,27 @@ class StackedConv(keras.layers.Layer):
             self.bias = self.add_weight(name="bias", shape=(self.runs, self.channels),
                                         initializer=stacked_initializer(self.bias_initializers, (self.channels,)))
 
+    def _affine_run(self, run: int, run_input):
+        output = ops.conv(run_input, self.kernel[run], strides=1, padding="same")
+        if self.bias is None:
+            return output
+        # The bias is added to the output seen as (positions, channels): with
+        # TF_ENABLE_ONEDNN_OPTS=1, TensorFlow fuses a Conv2D directly followed by its bias
+        # add, and that fused op's bias gradient is wrong for every run slice but the first
+        # (bench/RESULTS.md, "oneDNN"). Same sums, per run, whatever the group's size.
+        rows = ops.add(ops.reshape(output, (-1, self.channels)), self.bias[run])
+        return ops.reshape(rows, (-1, *output.shape[1:]))
+
     def affine(self, inputs):
         """Each run's convolution plus its bias, before the activation (what LSUV measures)."""
-        # unstack, not inputs[k]: each strided slice's gradient is a full-size tensor (see RunDropout).
-        outputs = []
-        for run, run_input in enumerate(ops.unstack(inputs, axis=0)):
-            output = ops.conv(run_input, self.kernel[run], strides=1, padding="same")
-            if self.bias is not None:
-                # The bias is added to the output seen as (positions, channels): with
-                # TF_ENABLE_ONEDNN_OPTS=1, TensorFlow fuses a Conv2D directly followed by its bias
-                # add, and that fused op's bias gradient is wrong for every run slice but the first
-                # (bench/RESULTS.md, "oneDNN"). Same sums, per run, whatever the group's size.
-                rows = ops.add(ops.reshape(output, (-1, self.channels)), self.bias[run])
-                output = ops.reshape(rows, (-1, *output.shape[1:]))
-            outputs.append(output)
-        return ops.stack(outputs)
+        runs, listed = per_run(inputs)
+        return same_form([self._affine_run(run, run_input) for run, run_input in enumerate(runs)], listed)
 
     def call(self, inputs):
-        # The order of keras.layers.Conv2D: convolution, add the bias, activation.
-        return self.activation(self.affine(inputs))
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.channels)
+        # The order of keras.layers.Conv2D: convolution, add the bias, activation; run by run.
+        runs, listed = per_run(inputs)
+        return same_form([self.activation(self._affine_run(run, run_input)) for run, run_input in enumerate(runs)],
+                         listed)
 
 
 class RunPooling(keras.layers.Layer):
@@ -85,29 +101,56 @@ class RunPooling(keras.layers.Layer):
         self.kind = kind
 
     def call(self, inputs):
-        runs, height, width, channels = inputs.shape[0], inputs.shape[2], inputs.shape[3], inputs.shape[4]
-        images = ops.reshape(inputs, (-1, height, width, channels))
         pool = ops.max_pool if self.kind == "max" else ops.average_pool
-        pooled = pool(images, pool_size=2, strides=2, padding="valid")
-        return ops.reshape(pooled, (runs, -1, height // 2, width // 2, channels))
-
-    def compute_output_shape(self, input_shape):
-        runs, batch, height, width, channels = input_shape
-        return (runs, batch, height // 2, width // 2, channels)
+        runs, listed = per_run(inputs)
+        return same_form([pool(images, pool_size=2, strides=2, padding="valid") for images in runs], listed)
 
 
 class RunReshape(keras.layers.Layer):
-    """(K, B, ...) → (K, B, *shape): each sample reshaped, row-major as keras.layers.Flatten/Reshape."""
+    """Each sample reshaped, row-major as keras.layers.Flatten/Reshape.
+
+    To images (a target of more than one axis) the runs of a group come out as a list, one tensor
+    per run, which the convolution stack keeps; to flat features they come out stacked, (K, B,
+    features). A lone run stays stacked, (1, B, ...): Keras reports a one-element list output as
+    its element (``layer.output``, ``layer.input``), which would lose the run axis for readers.
+    """
 
     def __init__(self, shape: Sequence[int], **kwargs):
         super().__init__(**kwargs)
         self.target = tuple(int(size) for size in shape)
 
     def call(self, inputs):
+        if isinstance(inputs, (list, tuple)) or (len(self.target) > 1 and inputs.shape[0] > 1):
+            runs, _ = per_run(inputs)
+            reshaped = [ops.reshape(run_input, (-1, *self.target)) for run_input in runs]
+            return reshaped if len(self.target) > 1 else ops.stack(reshaped)
         return ops.reshape(inputs, (inputs.shape[0], -1, *self.target))
 
+
+class RunActivation(keras.layers.Layer):
+    """keras.layers.Activation on a stacked tensor or on each run's tensor of a list."""
+
+    def __init__(self, activation: str, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+
+    def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            return [self.activation(run_input) for run_input in inputs]
+        return self.activation(inputs)
+
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1], *self.target)
+        return input_shape
+
+
+class RunAdd(keras.layers.Layer):
+    """keras.layers.Add of two inputs (a residual block's output and its skip), in either form."""
+
+    def call(self, inputs):
+        first, second = inputs
+        if not isinstance(first, (list, tuple)) and not isinstance(second, (list, tuple)):
+            return ops.add(first, second)
+        return [ops.add(a, b) for a, b in zip(per_run(first)[0], per_run(second)[0])]
 
 
 class RunNormalization(keras.layers.Layer):
@@ -128,7 +171,7 @@ class RunNormalization(keras.layers.Layer):
         self.scale_initializer = scale_initializer
 
     def build(self, input_shape):
-        shape = (self.runs, int(input_shape[-1]))
+        shape = (self.runs, int(_run_shape(input_shape)[-1]))
         self.gamma = self.add_weight(name="gamma", shape=shape, initializer=self.scale_initializer)
         self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros")
         if self.kind == "batchnorm":
@@ -141,17 +184,17 @@ class RunNormalization(keras.layers.Layer):
         """(K, C) → (K, 1, ..., 1, C), broadcastable against a (K, B, ..., C) tensor."""
         return ops.reshape(values, (self.runs, *([1] * (rank - 2)), values.shape[-1]))
 
-    def _batch_moments(self, inputs):
+    def _batch_moments(self, runs: list):
         """Each run's (K, C) mean and variance over its batch and image positions.
 
-        One reduction per run slice, the same reduction whatever the group's size (a (K, B, C)
+        One reduction per run, the same reduction whatever the group's size (a (K, B, C)
         reduction over its middle axis sums in another order than a (B, C) one, and BatchNorm
         carries that rounding into every later step), and the variance as the mean of squared
         deviations: ``keras.ops.moments`` takes E[x²] − E[x]², which loses the variance of large
         pre-activations (a [0, 1] uniform kernel's) to cancellation in float32.
         """
         means, variances = [], []
-        for values in ops.unstack(inputs, axis=0):  # not inputs[k]: see StackedConv.affine
+        for values in runs:
             axes = list(range(len(values.shape) - 1))
             mean = ops.mean(values, axis=axes, keepdims=True)
             means.append(ops.reshape(mean, (-1,)))
@@ -159,26 +202,29 @@ class RunNormalization(keras.layers.Layer):
         return ops.stack(means), ops.stack(variances)
 
     def call(self, inputs, training=False):
-        rank = len(inputs.shape)
+        runs, listed = per_run(inputs)
+        rank = len(runs[0].shape) + 1
         if self.kind == "layernorm":
-            mean, variance = ops.moments(inputs, axes=[-1], keepdims=True)
-        elif training:
-            batch_mean, batch_variance = self._batch_moments(inputs)
-            self.moving_mean.assign(self.moving_mean * MOMENTUM + batch_mean * (1.0 - MOMENTUM))
-            self.moving_variance.assign(self.moving_variance * MOMENTUM + batch_variance * (1.0 - MOMENTUM))
-            mean, variance = self._per_run(batch_mean, rank), self._per_run(batch_variance, rank)
+            moments = [ops.moments(values, axes=[-1], keepdims=True) for values in runs]
+            means, variances = [mean for mean, _ in moments], [variance for _, variance in moments]
         else:
-            mean, variance = self._per_run(self.moving_mean, rank), self._per_run(self.moving_variance, rank)
-        # Everything after the moments runs run by run, on one run's (B, ..., C) slice, as the run
-        # would alone: a (K, 1, ..., C) mean, scale or offset broadcast over the (K, B, ..., C)
-        # activations has its gradient summed over that tensor in an order that depends on K
-        # (1e-6 apart, which a LayerNorm CNN amplified past 1e-4 in an epoch on an Intel Xeon),
-        # and one rsqrt over the (K, ..., C) variance gave runs 1 and 2 of a three-run BatchNorm
-        # CNN other bits than their own call (run 3, the tensor's tail, matched: the pattern of a
-        # vector loop and its scalar tail rounding differently), 1e-7 that BatchNorm carried to
-        # 1e-4 in two epochs.
-        slices = zip(ops.unstack(inputs, axis=0), ops.unstack(mean, axis=0), ops.unstack(variance, axis=0))
-        return ops.stack([self._normalize_run(run, *parts) for run, parts in enumerate(slices)])
+            if training:
+                mean, variance = self._batch_moments(runs)
+                self.moving_mean.assign(self.moving_mean * MOMENTUM + mean * (1.0 - MOMENTUM))
+                self.moving_variance.assign(self.moving_variance * MOMENTUM + variance * (1.0 - MOMENTUM))
+            else:
+                mean, variance = self.moving_mean, self.moving_variance
+            means = ops.unstack(self._per_run(mean, rank), axis=0)
+            variances = ops.unstack(self._per_run(variance, rank), axis=0)
+        # Everything runs run by run, on one run's (B, ..., C) tensor, as the run would alone: a
+        # (K, 1, ..., C) mean, scale or offset broadcast over the (K, B, ..., C) activations has
+        # its gradient summed over that tensor in an order that depends on K (1e-6 apart, which a
+        # LayerNorm CNN amplified past 1e-4 in an epoch on an Intel Xeon), and one rsqrt over the
+        # (K, ..., C) variance gave runs 1 and 2 of a three-run BatchNorm CNN other bits than their
+        # own call (run 3, the tensor's tail, matched: the pattern of a vector loop and its scalar
+        # tail rounding differently), 1e-7 that BatchNorm carried to 1e-4 in two epochs.
+        return same_form([self._normalize_run(run, *parts) for run, parts in enumerate(zip(runs, means, variances))],
+                         listed)
 
     def _normalize_run(self, run: int, values, mean, variance):
         """Run ``run``'s (values − mean) / √(variance + ε) · γ + β."""

@@ -43,7 +43,7 @@ from app.domain.spec import RunSetup
 from app.domain.units import constant_fraction, dead_fraction
 from worker.training.datasets import PreparedData, prepare_data
 from worker.training.group_records import activated_layers
-from worker.training.layers import loss, rows_variable
+from worker.training.layers import loss, rows_variable, stacked
 from worker.training.lsuv import rescale_group
 from worker.training.model import build_network
 from worker.training.probe import PROBE_BATCH_SIZE, activation_name, probe_indices
@@ -144,12 +144,15 @@ def _forward(model, taps: list, rows, offsets: list | None = None):
                     kwargs["training"] = isinstance(operation, RunNormalization)
                 return operation(*args, **kwargs)
             affine = getattr(operation, "affine", None)  # StackedDense, StackedConv: the activation is inside
-            z = affine(args[0]) if affine is not None else args[0]
+            # Inside a CNN's convolution stack the runs flow as a list (run_layers.py): measured
+            # stacked, handed on in the form the graph expects.
+            found = affine(args[0]) if affine is not None else args[0]
+            z = stacked(found)
             if offsets is not None:
                 z = keras.ops.add(z, offsets[number])
             pre[number] = z
             post[number] = operation.activation(z)
-            return post[number]
+            return keras.ops.unstack(post[number], axis=0) if isinstance(found, (list, tuple)) else post[number]
 
         return call
 
@@ -165,6 +168,13 @@ def _summed_loss(y, logits):
     return keras.ops.sum(loss(labels, logits))
 
 
+def _tap_output(output) -> tuple[int, tuple, str]:
+    """A tap's (runs, one sample's shape, dtype), from its stacked output or its list of runs' outputs."""
+    if isinstance(output, (list, tuple)):
+        return len(output), tuple(output[0].shape[1:]), output[0].dtype
+    return output.shape[0], tuple(output.shape[2:]), output.dtype
+
+
 def _forward_backward(model, taps: list, rows: np.ndarray, y: np.ndarray):
     """(pre-activations, outputs, d(summed loss)/d(pre-activation)) per tap, as numpy arrays.
 
@@ -172,8 +182,8 @@ def _forward_backward(model, taps: list, rows: np.ndarray, y: np.ndarray):
     respect to such a tensor is the gradient with respect to the pre-activation, and the model
     needs no change. A pre-activation has its tap's output shape, (runs, batch, ...).
     """
-    offsets = [keras.ops.zeros((tap.output.shape[0], len(rows), *tap.output.shape[2:]), dtype=tap.output.dtype)
-               for tap in taps]
+    offsets = [keras.ops.zeros((runs, len(rows), *sample), dtype=dtype)
+               for runs, sample, dtype in (_tap_output(tap.output) for tap in taps)]
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
