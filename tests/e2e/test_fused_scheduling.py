@@ -40,8 +40,10 @@ def app(data_dir, tmp_path_factory):
     base = f"http://127.0.0.1:{env['INITLAB_PORT']}"
     try:
         processes.wait_until_up(base, timeout=90)
-        # Both workers consuming, so that each takes one group.
-        processes.wait_for(lambda: len(re.findall(r"@\S+ ready\.", log.read_text())) >= 2, 120, what="2 workers")
+        # Both training workers consuming, so that each takes one group (the probe worker,
+        # initlab-probe, says "ready" too: counted, it let one worker take both groups under load).
+        processes.wait_for(lambda: len(set(re.findall(r"(initlab-\d+)@\S+ ready\.", log.read_text()))) >= 2, 120,
+                           what="2 training workers")
         yield base, data, log
     finally:
         processes.stop(process, signal.SIGINT)
