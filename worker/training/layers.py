@@ -12,12 +12,12 @@ TensorFlow and JAX. Imported by the worker only: it loads Keras at import time.
   of the slice, (in, out), exactly as the run's own ``Dense`` would draw it.
 * ``RunDropout`` draws run k's mask from run k's own seed stream, the mask that run's
   own ``Dropout`` layer would draw, so masks are independent across runs.
+* ``RunMetrics`` sums each run's loss and correct predictions over an epoch, so each
+  run's loss and accuracy are per-sample means, as a single-run Keras model reports them.
 
 Between layers the runs travel as one (K, B, ...) tensor, or, through a CNN's convolution stack,
 as a list of K (B, ...) tensors (worker/training/run_layers.py says why); the per-run layers take
 either form and give back the form they got (``per_run``, ``same_form``).
-* ``RunMetrics`` sums each run's loss and correct predictions over an epoch, so each
-  run's loss and accuracy are per-sample means, as a single-run Keras model reports them.
 """
 
 from __future__ import annotations

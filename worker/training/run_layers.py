@@ -3,10 +3,10 @@
 Between layers the runs travel as one (K, B, ...) tensor (the Dense layers' batched matmul
 wants it) or, from the reshape to images to the flatten before the Dense head, as a list of K
 (B, h, w, c) tensors: each run's convolution, bias, activation, pooling and normalization then
-read the tensor its previous layer made, where a stacked tensor is unstacked and stacked again
-at every layer, copies of the largest activations in both directions. One CNN workload group (8
-runs, 10000 Fashion-MNIST images, one thread) trained its epochs ~24 % faster and validated
-~33 % faster as lists (bench/RESULTS.md). Every layer here takes either form and gives back the
+read the tensor its previous layer made (a stacked tensor had to be unstacked and stacked again
+at every layer: copies of the largest activations, forwards and backwards). One CNN workload
+group (8 runs, 10000 Fashion-MNIST images, 2 epochs, one thread) took 33 s as lists, 41 s
+stacked (bench/RESULTS.md). Every layer here takes either form and gives back the
 form it got (``per_run``), so the recorder's taps, the signal probe and LSUV read stacked arrays
 whichever form flows. Backend-neutral Keras 3 only (``keras.ops``), so the same code runs on
 TensorFlow and on JAX.
