@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.training.layers import loss
+from worker.training.layers import loss, stacked
 from worker.training.model import weighted_layers
 
 PROBE_BATCH_SIZE = 256
@@ -45,8 +45,7 @@ def layer_outputs(taps, x) -> list[np.ndarray]:
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
     # A layer inside a CNN's convolution stack gives a list of runs' tensors (run_layers.py): stacked here.
-    return [np.stack([np.asarray(run) for run in output]) if isinstance(output, (list, tuple)) else np.asarray(output)
-            for output in outputs]
+    return [np.asarray(stacked(output)) for output in outputs]
 
 
 def kernel_gradients(model, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
