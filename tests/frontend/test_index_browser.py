@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from app.storage import runs as run_store  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -53,8 +54,9 @@ def test_form_checks_before_sending_and_shows_server_errors(live_server, page, a
     with page.expect_response(lambda r: r.url.endswith("/api/studies") and r.request.method == "POST") as answer:
         page.get_by_role("button", name="Create study").click()
     assert answer.value.status == 422
-    assert "minval" in page.locator("#err-initializers").inner_text()
-    assert "server rejected" in page.locator("#form-error").inner_text()
+    # The response arrives before the page has drawn it: wait for the text, then read it.
+    expect(page.locator("#err-initializers")).to_contain_text("minval")
+    expect(page.locator("#form-error")).to_contain_text("server rejected")
     page.get_by_label("minval of Random uniform").fill("-0.05")
     page.get_by_role("button", name="Create study").click()
     page.wait_for_url(re.compile(r"/studies/\d+$"), timeout=15000)
