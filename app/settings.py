@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     consumer_stall_s: float = 30.0
     # How long a worker keeps retrying a write while the database is unreachable.
     storage_retry_s: float = 120.0
+    # A statement waits at most this long for a row lock another connection holds (SQLite's
+    # busy timeout, PostgreSQL's lock_timeout), then fails: the API answers 503 "retry" instead
+    # of hanging behind a worker frozen mid-write. On PostgreSQL a session left idle inside a
+    # transaction for idle_transaction_s (a process stopped between two statements) is ended by
+    # the server, which releases its locks; a live worker's writes are milliseconds apart.
+    lock_timeout_s: float = 30.0
+    idle_transaction_s: float = 300.0
     page_refresh_ms: int = 2000
     # Signal-propagation probes run on a worker (the API imports no Keras): the API waits this
     # long for the answer before answering 202 with a URL to poll, and a probe no worker has

@@ -7,6 +7,7 @@ of one). Prints each seed's final validation accuracy (bench/RESULTS.md, "Two mo
 
     python bench/same_order.py deep he_normal
     python bench/same_order.py seed-000 normal_fan_in --seeds 8   # seeds 0-7 instead of the workload's
+    python bench/same_order.py deep lecun_normal --seeds 24 --first-seed 12   # seeds 12-35
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(workload: str = typer.Argument(..., help="a name of workloads.WORKLOADS"),
          initializer: str = typer.Argument(..., help="an initializer key of that workload, e.g. he_normal"),
          seeds: int = typer.Option(None, help="seeds 0 … N-1 instead of the workload's (a gap needs more than 2 to judge)"),
+         first_seed: int = typer.Option(0, help="with --seeds: start there (seeds F … F+N-1), to add seeds to an earlier run"),
          ) -> None:
     import keras
 
@@ -34,7 +36,7 @@ def main(workload: str = typer.Argument(..., help="a name of workloads.WORKLOADS
     from worker.training.trainer import epoch_order, train_group
     from workloads import WORKLOADS
 
-    body = WORKLOADS[workload] if seeds is None else {**WORKLOADS[workload], "seeds": list(range(seeds))}
+    body = WORKLOADS[workload] if seeds is None else {**WORKLOADS[workload], "seeds": list(range(first_seed, first_seed + seeds))}
     spec = StudySpec.model_validate(body)
     data = prepare_data(spec.dataset.name, spec.dataset.train_samples, spec.dataset.validation_samples,
                         os.environ.get("INITLAB_DATA_DIR"), spec.dataset.subset_seed)

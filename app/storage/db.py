@@ -33,6 +33,10 @@ class StorageUnavailable(RuntimeError):
     """The database could not be reached; the caller may retry later."""
 
 
+class RowLocked(StorageUnavailable):
+    """A row stayed locked by another connection past INITLAB_LOCK_TIMEOUT_S."""
+
+
 class DatabaseFileGone(StorageUnavailable):
     """The SQLite file this process opened was removed or replaced: nothing can be stored safely."""
 
@@ -103,11 +107,17 @@ def _json_loads(text: str | bytes):
         return json.loads(text)
 
 
-@lru_cache
 def engine_for(url: str) -> Engine:
+    settings = get_settings()
+    return _engine(url, settings.lock_timeout_s, settings.idle_transaction_s)
+
+
+@lru_cache
+def _engine(url: str, lock_timeout_s: float, idle_transaction_s: float) -> Engine:
+    busy_ms = max(1, round(lock_timeout_s * 1000))
     if url.startswith("sqlite"):
         _identity(url)  # remember the file as it is now
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": lock_timeout_s},
                                json_deserializer=_json_loads)
 
         @event.listens_for(engine, "connect")
@@ -116,12 +126,17 @@ def engine_for(url: str) -> Engine:
             # writers queue instead of failing with "database is locked".
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_deserializer=_json_loads)
+    connect_args = {}
+    if make_url(url).get_backend_name() == "postgresql":
+        idle_ms = max(1, round(idle_transaction_s * 1000))
+        connect_args["options"] = f"-c lock_timeout={busy_ms} -c idle_in_transaction_session_timeout={idle_ms}"
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_deserializer=_json_loads,
+                         connect_args=connect_args)
 
 
 def get_engine() -> Engine:
@@ -129,20 +144,24 @@ def get_engine() -> Engine:
 
 
 @lru_cache
-def _session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+def _session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
     url = get_settings().database_url
     check_database_file(url)
-    session = _session_factory(url)()
+    session = _session_factory(engine_for(url))()
     try:
         yield session
         session.commit()
     except (OperationalError, DBAPIError) as exc:
         session.rollback()
+        if _lock_timed_out(exc):
+            raise RowLocked(f"the data is being written by another process (a worker stuck mid-write?) and stayed "
+                            f"locked for {get_settings().lock_timeout_s:g} s (INITLAB_LOCK_TIMEOUT_S); nothing "
+                            "was changed: retry") from exc
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             raise StorageUnavailable(f"database unavailable: {exc.orig.__class__.__name__}") from exc
         raise
@@ -151,6 +170,13 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def _lock_timed_out(exc: DBAPIError) -> bool:
+    """PostgreSQL's lock_timeout (SQLSTATE 55P03), or SQLite still busy after its timeout."""
+    if getattr(exc.orig, "sqlstate", None) == "55P03":
+        return True
+    return "database is locked" in str(exc.orig)
 
 
 def ping() -> str:

@@ -113,3 +113,70 @@ def test_release_settles_a_pending_cancel_and_a_retry_resets_the_attempts(pg):
         ("failed", "lost for good")]
     assert run_store.claim_run(plain, "host:2").attempts == 2
     assert run_store.reset_for_retry(flagged) and run_store.get_run(flagged).attempts == 0
+
+
+def _cancel_requested(run_id: int) -> bool:
+    from sqlalchemy import select
+
+    from app.storage.db import session_scope
+    from app.storage.models import Run
+
+    with session_scope() as session:
+        return session.scalar(select(Run.cancel_requested).where(Run.id == run_id))
+
+
+def test_a_cancel_behind_a_held_row_lock_answers_503_in_time_and_changes_nothing(migrated, postgres_url):
+    """A worker frozen inside a write holds its run's row: the API's cancel waits INITLAB_LOCK_TIMEOUT_S,
+    not forever, and says why; once the lock is gone the same cancel goes through."""
+    import time
+
+    import psycopg
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from app.main import create_app
+    from app.storage.db import get_engine
+
+    migrated(INITLAB_DATABASE_URL=postgres_url, INITLAB_LOCK_TIMEOUT_S="1")
+    with get_engine().begin() as connection:
+        connection.execute(text("TRUNCATE studies, runs, epoch_metrics, layer_stats RESTART IDENTITY CASCADE"))
+    run_id = _study().runs[0].id
+    run_store.claim_run(run_id, "frozen:1")
+    holder = psycopg.connect(postgres_url.replace("postgresql+psycopg://", "postgresql://", 1))
+    try:
+        holder.execute("SELECT id FROM runs WHERE id = %s FOR UPDATE", (run_id,))  # the frozen writer's lock
+        with TestClient(create_app()) as client:
+            started = time.monotonic()
+            answer = client.post(f"/api/runs/{run_id}/cancel")
+            waited = time.monotonic() - started
+            assert answer.status_code == 503 and answer.json()["retry"] is True, answer.text
+            assert "INITLAB_LOCK_TIMEOUT_S" in answer.json()["detail"] and "nothing was changed" in answer.json()["detail"]
+            assert 0.9 < waited < 10
+            assert _cancel_requested(run_id) is False
+            holder.rollback()
+            assert client.post(f"/api/runs/{run_id}/cancel").status_code == 200
+            assert _cancel_requested(run_id) is True
+    finally:
+        holder.close()
+
+
+def test_postgres_ends_a_session_left_idle_in_a_transaction(migrated, postgres_url):
+    """The server ends a connection stopped between two statements of a transaction (INITLAB_IDLE_TRANSACTION_S),
+    which frees whatever rows it held; one that goes on talking is left alone."""
+    import time
+
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from app.storage.db import get_engine
+
+    migrated(INITLAB_DATABASE_URL=postgres_url, INITLAB_IDLE_TRANSACTION_S="0.5")
+    with get_engine().connect() as connection:
+        assert connection.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "500ms"
+        assert connection.execute(text("SHOW lock_timeout")).scalar() == "30s"
+        connection.execute(text("SELECT 1"))  # a transaction is open from here
+        time.sleep(1.5)
+        with pytest.raises(DBAPIError) as ended:
+            connection.execute(text("SELECT 1"))
+        assert ended.value.connection_invalidated  # so session_scope says StorageUnavailable and a worker retries
