@@ -12,7 +12,9 @@ The estimate of a group of K runs of one grid cell, in bytes (float32 = 4 bytes)
     + TRAINING_OVERHEAD          the first model's traced functions and allocator pools
     + data                       what the worker holds of the data set (shared by the runs):
                                    the whole set as float32, train + test split (worker/training/datasets.py
-                                   caches it), the subsets' float32 copies when a subset is asked, and the
+                                   caches it; since 2026-12-02 as its uint8 bytes, a quarter of that, so
+                                   this term is now ~165 MiB above MNIST's real share: left as a margin),
+                                   the subsets' float32 copies when a subset is asked, and the
                                    rows the model holds as uint8 (layers.py ``rows_variable``) three times
                                    over while it is built (the bytes, their concatenation, the variable)
     + largest tensor x 16        the recorder's statistics of one kernel slice (a float64 copy, a sorted
@@ -59,8 +61,8 @@ TensorFlow frees sooner than the three tensors per unit counted here:
 (K-M: 2026-12-01, the same way; NORM_TENSORS was raised from 2 to 5 after L measured 0.89.)
 tests/domain/test_memory.py measures three such groups again (I, J with 3 epochs; L) on every run
 of the slow tests. Not counted: data sets a long-lived worker loaded for earlier studies (it caches them,
-about 270 MiB each for MNIST and Fashion-MNIST), so a worker alternating between the two holds
-that much more than its estimate.
+about 105 MiB each for MNIST and Fashion-MNIST: the bytes and the rows variable), so a worker
+alternating between the two holds that much more than its estimate.
 """
 
 from __future__ import annotations

@@ -150,7 +150,8 @@ def test_a_cancel_behind_a_held_row_lock_answers_503_in_time_and_changes_nothing
             answer = client.post(f"/api/runs/{run_id}/cancel")
             waited = time.monotonic() - started
             assert answer.status_code == 503 and answer.json()["retry"] is True, answer.text
-            assert "INITLAB_LOCK_TIMEOUT_S" in answer.json()["detail"] and "nothing was changed" in answer.json()["detail"]
+            detail = answer.json()["detail"]
+            assert "INITLAB_LOCK_TIMEOUT_S" in detail and "nothing was changed" in detail
             assert 0.9 < waited < 10
             assert _cancel_requested(run_id) is False
             holder.rollback()

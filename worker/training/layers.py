@@ -50,21 +50,25 @@ _CHUNK_ROWS = 1024
 def rows_variable(x_train: np.ndarray, x_val: np.ndarray) -> tuple[Any, bool]:
     """One non-trainable variable holding the training rows, then the validation rows.
 
-    Returns (variable, as_bytes). Images that are bytes / 255 (MNIST, Fashion-MNIST as
-    ``prepare_data`` makes them) are stored as those bytes, a quarter of the memory
-    (55 MB for MNIST), and ``IndexedRows`` divides by 255 again after the gather, which
-    gives back the same float32 values. Kept per process for the last two data sets: a
-    worker trains many runs on the same arrays (``prepare_data`` caches them).
+    Returns (variable, as_bytes). The rows are a data set's uint8 images (``PreparedData.images_*``:
+    the model's values are bytes / 255) or float32 rows. Images that are bytes / 255 are
+    stored as those bytes, a quarter of the memory (55 MB for MNIST), and ``IndexedRows``
+    divides by 255 again after the gather, which gives back the same float32 values; float
+    rows are checked for being such bytes first. Kept per process for the last two data
+    sets: a worker trains many runs on the same arrays (``prepare_data`` caches them).
     """
     for train, val, variable, as_bytes in _ROWS:
         if train is x_train and val is x_val:
             return variable, as_bytes
-    pixels = [_as_bytes(x_train), _as_bytes(x_val)]
-    as_bytes = all(part is not None for part in pixels) and _division_is_exact()
-    if as_bytes:
-        variable = keras.Variable(np.concatenate(pixels), trainable=False, name="rows", dtype="uint8")
+    if x_train.dtype == np.uint8 and x_val.dtype == np.uint8 and _division_is_exact():
+        rows, as_bytes = np.concatenate([x_train, x_val]), True
     else:
-        variable = keras.Variable(np.concatenate([x_train, x_val]), trainable=False, name="rows", dtype="float32")
+        floats = [part.astype(np.float32) / np.float32(_PIXEL_LEVELS) if part.dtype == np.uint8 else part
+                  for part in (x_train, x_val)]
+        pixels = [_as_bytes(part) for part in floats]
+        as_bytes = all(part is not None for part in pixels) and _division_is_exact()
+        rows = np.concatenate(pixels if as_bytes else floats)
+    variable = keras.Variable(rows, trainable=False, name="rows", dtype="uint8" if as_bytes else "float32")
     _ROWS.insert(0, (x_train, x_val, variable, as_bytes))
     del _ROWS[_ROWS_KEPT:]
     return variable, as_bytes

@@ -115,7 +115,7 @@ class GroupRecorder(keras.callbacks.Callback):
             [probe_indices(train_count, setup.seed) for setup in setups], axis=1
         ).astype(np.int32)
         self.probe_y = data.y_train[self.probe_index]
-        self.probe_x = data.x_train[self.probe_index]  # (samples, runs, features): the first layer's input
+        self.probe_x = data.train_rows(self.probe_index)  # (samples, runs, features): the first layer's input
         self._epoch = 0
         self._epoch_started = 0.0
         self._last_report = 0.0

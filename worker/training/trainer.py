@@ -73,7 +73,7 @@ def train_group(
     keras.backend.clear_session(free_memory=False)
     # Python, numpy and backend seeds, for anything not seeded explicitly.
     keras.utils.set_random_seed(int(first.seed))
-    model = build_network(setups, *rows_variable(data.x_train, data.x_val))
+    model = build_network(setups, *rows_variable(data.images_train, data.images_val))
     # LSUV runs: each slice rescaled on its own run's batch, before epoch 0 is recorded.
     rescale_group(model, len(data.y_train), setups)
     model.compile(optimizer=optimizer(first), loss=summed_run_losses,

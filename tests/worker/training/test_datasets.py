@@ -155,3 +155,21 @@ def test_catalog_lists_both_data_sets():
     assert set(entries) == {"mnist", "fashion_mnist"}
     assert entries["fashion_mnist"]["classes"][9] == "Ankle boot"
     assert entries["mnist"]["train_size"] == 60000 and entries["mnist"]["input_dim"] == 784
+
+
+def test_prepared_data_keeps_the_bytes_and_makes_floats_only_when_asked(data_dir):
+    prepared = prepare_data("mnist", None, None, data_dir, download=False)
+    assert prepared.images_train.dtype == np.uint8 and prepared.images_train.shape == (60000, 784)
+    assert prepared.images_val.shape == (10000, 784) and not prepared.images_train.flags.writeable
+    assert "x_train" not in vars(prepared)  # no 188 MB float copy until something asks for it
+    index = np.array([[0, 5], [59999, 7], [123, 123]])  # (samples, runs), as the recorder's probe asks
+    rows = prepared.train_rows(index)
+    assert rows.shape == (3, 2, 784) and rows.dtype == np.float32
+    x_train, _, x_test, _ = load_dataset("mnist", data_dir, download=False)
+    assert np.array_equal(rows, x_train[index]) and np.array_equal(prepared.x_train, x_train)
+    assert np.array_equal(prepared.x_val, x_test) and prepared.x_train is prepared.x_train
+    # A worker's next group on the same set gets the same bytes, which layers.rows_variable keeps.
+    assert prepare_data("mnist", None, None, data_dir, download=False).images_train is prepared.images_train
+    subset = prepare_data("mnist", 500, 100, data_dir, subset_seed=2, download=False)
+    assert subset.images_train.dtype == np.uint8
+    assert np.array_equal(subset.x_train, subset.images_train / np.float32(255))
