@@ -66,10 +66,16 @@ def as_float(images: np.ndarray) -> np.ndarray:
     """Images as the model sees them: bytes / 255 in float32 (read-only); float images as they are."""
     if images.dtype != np.uint8:
         return images
-    # Divided in place: a second float32 array would cost its allocation and page faults again.
-    result = images.astype(np.float32)
-    result /= np.float32(255.0)
+    result = _scaled(images)
     result.setflags(write=False)
+    return result
+
+
+def _scaled(pixels: np.ndarray) -> np.ndarray:
+    """pixels / 255 as a new float32 array, divided in place: a second float32 array would cost
+    its allocation and page faults again."""
+    result = pixels.astype(np.float32)
+    result /= np.float32(255.0)
     return result
 
 
@@ -199,8 +205,7 @@ def _to_model_arrays(name: str, split: str, array: np.ndarray) -> np.ndarray:
             )
         result = array.reshape(len(array), info.input_dim)
         if result.dtype != np.uint8:  # pixel values of another type: scaled the same way, now
-            result = result.astype(np.float32)
-            result /= np.float32(255.0)
+            result = _scaled(result)
     else:
         result = array.reshape(-1).astype(np.int32)
         if result.size and (result.min() < 0 or result.max() >= info.num_classes):

@@ -28,6 +28,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from worker.training.datasets import as_float
+
 
 def loss(y_true, logits):
     """Per-sample cross-entropy of integer labels against the output layer's logits.
@@ -63,8 +65,7 @@ def rows_variable(x_train: np.ndarray, x_val: np.ndarray) -> tuple[Any, bool]:
     if x_train.dtype == np.uint8 and x_val.dtype == np.uint8 and _division_is_exact():
         rows, as_bytes = np.concatenate([x_train, x_val]), True
     else:
-        floats = [part.astype(np.float32) / np.float32(_PIXEL_LEVELS) if part.dtype == np.uint8 else part
-                  for part in (x_train, x_val)]
+        floats = [as_float(part) for part in (x_train, x_val)]
         pixels = [_as_bytes(part) for part in floats]
         as_bytes = all(part is not None for part in pixels) and _division_is_exact()
         rows = np.concatenate(pixels if as_bytes else floats)
