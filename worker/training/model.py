@@ -24,7 +24,8 @@ from app.domain.layers import BIAS, KERNEL, PROJECTION_BIAS, PROJECTION_KERNEL, 
 from app.domain.spec import RunSetup
 from worker.training.initializers import build
 from worker.training.layers import IndexedRows, RunDropout, StackedDense
-from worker.training.run_layers import RunActivation, RunAdd, RunNormalization, RunPooling, RunReshape, StackedConv
+from worker.training.run_layers import (RunActivation, RunAdd, RunNormalization, RunPooling, RunReshape, StackedConv,
+                                        pool_first)
 
 
 def build_network(setups: Sequence[RunSetup], rows, as_bytes: bool = False):
@@ -46,50 +47,60 @@ def build_network(setups: Sequence[RunSetup], rows, as_bytes: bool = False):
         elif block.layers[0].layer.kind == "dense" and len(sample) > 1:
             sample = (math.prod(sample),)
             hidden = RunReshape(sample, name="flatten")(hidden)
-        hidden = _block(block, hidden, setups, order)
+        hidden, last = _block(block, hidden, setups, order)
         sample = block.layers[-1].output_shape
         if block.pooled_shape is not None:
-            hidden = RunPooling(network.pooling, name=f"pool_{block.layers[-1].index}")(hidden)
+            pooling = RunPooling(network.pooling, name=f"pool_{block.layers[-1].index}")
+            if isinstance(last, StackedConv):  # pooling directly after a plain convolution
+                pool_first(last, pooling, first.activation)
+            hidden = pooling(hidden)
             sample = block.pooled_shape
     if len(sample) > 1:
         hidden = RunReshape((math.prod(sample),), name="flatten")(hidden)
-    hidden = _weighted(network.output, hidden, setups, "linear", next(order))
+    hidden, _ = _weighted(network.output, hidden, setups, "linear", next(order))
     outputs = ops.transpose(hidden, (1, 0, 2))
     return keras.Model(index, outputs, name="initlab_network")
 
 
 def _block(block: Block, hidden, setups: Sequence[RunSetup], order):
-    """One plain layer, or a residual pair: x → L₁ → N₁ → act → L₂ → N₂ (+ skip) → act."""
+    """One plain layer, or a residual pair: x → L₁ → N₁ → act → L₂ → N₂ (+ skip) → act.
+
+    Returns the block's output and the layer that made it.
+    """
     first = setups[0]
     block_input = hidden
     for position, layer in enumerate(block.layers):
         last = position == len(block.layers) - 1
         plain = layer.norm is None and not (block.residual and last)
         weighted_position = next(order)
-        hidden = _weighted(layer.layer, hidden, setups, first.activation if plain else "linear", weighted_position)
+        hidden, made = _weighted(layer.layer, hidden, setups, first.activation if plain else "linear",
+                                 weighted_position)
         if layer.norm is not None:
             # zero_init_residual: a block's last scale starts at 0, so the block starts as its skip.
             scale = "zeros" if first.zero_init_residual and block.residual and last else "ones"
             norm = RunNormalization(first.normalization, len(setups), scale, name=layer.norm)
             norm.position = weighted_position  # recorded beside the layer it normalizes
-            hidden = norm(hidden)
+            hidden, made = norm(hidden), norm
         if block.residual and last:
             skip = block_input
             if block.projection is not None:
-                skip = _weighted(block.projection, block_input, setups, "linear", next(order))
-            hidden = RunAdd(name=f"add_{layer.index}")([hidden, skip])
+                skip, _ = _weighted(block.projection, block_input, setups, "linear", next(order))
+            made = RunAdd(name=f"add_{layer.index}")
+            hidden = made([hidden, skip])
         if not plain:
-            hidden = RunActivation(first.activation, name=f"act_{layer.index}")(hidden)
-        hidden = _dropout(layer, hidden, setups)
-    return hidden
+            made = RunActivation(first.activation, name=f"act_{layer.index}")
+            hidden = made(hidden)
+        hidden, made = _dropout(layer, hidden, setups, made)
+    return hidden, made
 
 
-def _dropout(layer: Hidden, hidden, setups: Sequence[RunSetup]):
+def _dropout(layer: Hidden, hidden, setups: Sequence[RunSetup], made):
     rate = setups[0].dropout
     if rate <= 0:
-        return hidden
+        return hidden, made
     seeds = [dropout_seed(setup.seed, layer.index) for setup in setups]
-    return RunDropout(float(rate), seeds, name=f"dropout_{layer.index}")(hidden)
+    dropout = RunDropout(float(rate), seeds, name=f"dropout_{layer.index}")
+    return dropout(hidden), dropout
 
 
 def _weighted(layer: Weighted, hidden, setups: Sequence[RunSetup], activation: str, position: int):
@@ -106,7 +117,7 @@ def _weighted(layer: Weighted, hidden, setups: Sequence[RunSetup], activation: s
         made = StackedDense(layer.units, activation, kernel_initializers=kernels, bias_initializers=biases,
                             name=layer.name)
     made.position = position  # where the architecture lists it (weighted_layers' order)
-    return made(hidden)
+    return made(hidden), made
 
 
 def weighted_layers(model) -> list:
