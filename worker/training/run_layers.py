@@ -16,9 +16,9 @@ TensorFlow and on JAX.
   Conv2D fans (kh·kw·c_in, kh·kw·c_out). The K convolutions run in a Python loop inside the
   one compiled step (``keras.ops.conv`` per slice): simple, exact, and each run's result is
   the one its own Conv2D would compute (a grouped convolution and im2col were slower on CPU).
-* ``RunPooling`` pools every run's images. In a training step a plain ReLU or linear convolution
-  followed by max pooling pools first (``pool_first``, below): same numbers, a quarter of the
-  element-wise work.
+* ``RunPooling`` pools every run's images. In a training or validation step a plain ReLU or linear
+  convolution followed by max pooling pools first (``pool_first``, below): same numbers, a quarter
+  of the element-wise work.
 * ``RunReshape`` reshapes each sample: flat rows to images (as a list of runs), images to flat
   features (stacked again for the Dense head).
 * ``RunActivation`` and ``RunAdd`` are Keras's Activation and Add for either form.
@@ -29,7 +29,9 @@ TensorFlow and on JAX.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+import contextvars
+from typing import Any, Iterator, Sequence
 
 import keras
 from keras import ops
@@ -91,7 +93,7 @@ class StackedConv(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         runs, listed = per_run(inputs)
-        if training and self.pools_first:
+        if self.pools_first and (training or _POOLING_FIRST.get()):
             return same_form([self._pooled_run(run, run_input) for run, run_input in enumerate(runs)], listed)
         # The order of keras.layers.Conv2D: convolution, add the bias, activation; run by run.
         return same_form([self.activation(self._affine_run(run, run_input)) for run, run_input in enumerate(runs)],
@@ -116,11 +118,26 @@ class RunPooling(keras.layers.Layer):
         self.done_by_conv = False  # set by pool_first()
 
     def call(self, inputs, training=False):
-        if training and self.done_by_conv:
+        if self.done_by_conv and (training or _POOLING_FIRST.get()):
             return inputs  # the convolution before pooled its output already
         pool = ops.max_pool if self.kind == "max" else ops.average_pool
         runs, listed = per_run(inputs)
         return same_form([pool(images, pool_size=2, strides=2, padding="valid") for images in runs], listed)
+
+
+_POOLING_FIRST = contextvars.ContextVar("pooling_first", default=False)
+
+
+@contextlib.contextmanager
+def pooling_first() -> Iterator[None]:
+    """Inference that reads only the network's outputs pools first too (the compiled validation
+    step, ``model.GroupNetwork``): whatever is traced inside this block. Everything that reads a
+    convolution's own output (the recorder's taps, the signal probe, LSUV) runs outside it."""
+    token = _POOLING_FIRST.set(True)
+    try:
+        yield
+    finally:
+        _POOLING_FIRST.reset(token)
 
 
 # Activations with fl(act(x)) non-decreasing in x for every float32 x (tanh's and the
@@ -129,8 +146,8 @@ POOL_FIRST_ACTIVATIONS = ("relu", "linear")
 
 
 def pool_first(conv: StackedConv, pooling: RunPooling, activation: str) -> bool:
-    """In training steps, let ``conv`` pool its convolution before the bias and activation, and
-    ``pooling`` (which follows it directly) pass that on; True if it can.
+    """In training steps (and ``pooling_first`` blocks), let ``conv`` pool its convolution before
+    the bias and activation, and ``pooling`` (which follows it directly) pass that on; True if it can.
 
     Exact for max pooling and an activation that never reverses an order: rounding is monotone,
     so max(fl(x + b)) = fl(max(x) + b), and relu(max(·)) = max(relu(·)). The bias add, the
@@ -139,8 +156,8 @@ def pool_first(conv: StackedConv, pooling: RunPooling, activation: str) -> bool:
     5.12 s, bench/RESULTS.md). The gradients are the same but for rounding of the bias's (summed
     over the pooled positions) and for a tie after rounding in a pooling window (the unpooled form
     takes the first of equal values, this one the largest before the bias), both negligible and the
-    same in a group as alone. Inference (validation, the recorder's taps, the signal probe, LSUV)
-    keeps the layer-by-layer form, so every recorded activation is the convolution's own output.
+    same in a group as alone. Other inference (the recorder's taps, the signal probe, LSUV) keeps
+    the layer-by-layer form, so every recorded activation is the convolution's own output.
     """
     if pooling.kind != "max" or activation not in POOL_FIRST_ACTIVATIONS:
         return False

@@ -81,3 +81,40 @@ def test_the_network_pools_first_only_where_that_is_exact(model, pooled_first):
     convs = [layer for layer in network.layers if isinstance(layer, StackedConv)]
     expected = pooled_first if isinstance(pooled_first, list) else [pooled_first] * 3
     assert [layer.pools_first for layer in convs] == expected
+
+
+def test_validation_pools_first_and_gives_the_layer_by_layer_metrics(monkeypatch):
+    from worker.training.layers import RunMetrics, rows_variable, summed_run_losses
+    from worker.training.model import GroupNetwork, build_network
+    from worker.training.run_layers import RunPooling, StackedConv
+
+    setups = [run_setup(run, run - 1, dataset="mnist", family="cnn", conv_channels=[4, 8], hidden_units=[8],
+                        pooling="max", activation="relu", bias_initializer="random_normal") for run in (1, 2)]
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(64, 784), dtype=np.uint8)
+    network = build_network(setups, *rows_variable(images, images[:8]))
+    assert isinstance(network, GroupNetwork)
+    index = np.stack([rng.permutation(64)[:32], rng.permutation(64)[:32]], axis=1).astype(np.int32)
+    labels = rng.integers(0, 10, size=index.shape)
+
+    def evaluate(pooled_first: bool):
+        for layer in network.layers:
+            if isinstance(layer, StackedConv):
+                layer.pools_first = pooled_first
+            elif isinstance(layer, RunPooling):
+                layer.done_by_conv = pooled_first
+        network.compile(loss=summed_run_losses, metrics=[RunMetrics(2)])  # a new compiled step
+        return network.evaluate(index, labels, batch_size=16, verbose=0, return_dict=True)
+
+    traced = []  # layers tracing the pooled-first form: the compiled step's Python runs once per trace
+    pooled_run = StackedConv._pooled_run
+    monkeypatch.setattr(StackedConv, "_pooled_run", lambda self, *args: traced.append(self.name) or pooled_run(self, *args))
+    found = evaluate(True)
+    assert sorted(set(traced)) == ["conv_0", "conv_1"]
+    traced.clear()
+    expected = evaluate(False)
+    assert not traced
+    for name in ("run_loss", "run_accuracy"):
+        np.testing.assert_array_equal(np.asarray(found[name]), np.asarray(expected[name]))
+    # What the recorder's taps read: the convolution's own output, outside a validation step.
+    assert np.asarray(network.get_layer("conv_0")([np.zeros((1, 28, 28, 1), np.float32)] * 2)[0]).shape == (1, 28, 28, 4)
