@@ -91,7 +91,9 @@ def measure(setups: Sequence[RunSetup], data: PreparedData, size: int = PROBE_BA
     """
     started = time.perf_counter()
     keras.backend.clear_session(free_memory=False)
-    model = build_network(setups, *rows_variable(data.images_train, data.images_train[:0]))
+    # The same arrays as a training group's: the worker's rows variable is reused, not copied again
+    # (a new empty slice each call missed that cache and stored the whole training set anew).
+    model = build_network(setups, *rows_variable(data.images_train, data.images_val))
     rescale_group(model, len(data.y_train), list(setups))
     index = probe_indices(len(data.y_train), setups[0].seed, size)
     rows = np.repeat(index[:, None], len(setups), axis=1).astype(np.int32)  # (batch, runs): one probe for all
