@@ -156,7 +156,8 @@ def pool_first(conv: StackedConv, pooling: RunPooling, activation: str) -> bool:
     5.12 s, bench/RESULTS.md). The gradients are the same but for rounding of the bias's (summed
     over the pooled positions) and for a tie after rounding in a pooling window (the unpooled form
     takes the first of equal values, this one the largest before the bias), both negligible and the
-    same in a group as alone. Other inference (the recorder's taps, the signal probe, LSUV) keeps
+    same in a group as alone; and a window holding NaN beside numbers (a run already diverged) may
+    pool to either. Other inference (the recorder's taps, the signal probe, LSUV) keeps
     the layer-by-layer form, so every recorded activation is the convolution's own output.
     """
     if pooling.kind != "max" or activation not in POOL_FIRST_ACTIVATIONS:
