@@ -16,9 +16,9 @@ TensorFlow and on JAX.
   Conv2D fans (kh·kw·c_in, kh·kw·c_out). The K convolutions run in a Python loop inside the
   one compiled step (``keras.ops.conv`` per slice): simple, exact, and each run's result is
   the one its own Conv2D would compute (a grouped convolution and im2col were slower on CPU).
-* ``RunPooling`` pools every run's images. In a training or validation step a plain ReLU or linear
-  convolution followed by max pooling pools first (``pool_first``, below): same numbers, a quarter
-  of the element-wise work.
+* ``RunPooling`` pools every run's images. In a training or validation step a plain ReLU, leaky
+  ReLU or linear convolution followed by max pooling pools first (``pool_first``, below): same
+  numbers, a quarter of the element-wise work.
 * ``RunReshape`` reshapes each sample: flat rows to images (as a list of runs), images to flat
   features (stacked again for the Dense head).
 * ``RunActivation`` and ``RunAdd`` are Keras's Activation and Add for either form.
@@ -140,9 +140,10 @@ def pooling_first() -> Iterator[None]:
         _POOLING_FIRST.reset(token)
 
 
-# Activations with fl(act(x)) non-decreasing in x for every float32 x (tanh's and the
-# exponential ones' approximations are not promised to be).
-POOL_FIRST_ACTIVATIONS = ("relu", "linear")
+# Activations with fl(act(x)) non-decreasing in x for every float32 x: max(x, 0), x, and x or
+# fl(slope·x) (a positive factor keeps the order through rounding); tanh's, the sigmoid's and the
+# exponential ones' approximations are not promised to be.
+POOL_FIRST_ACTIVATIONS = ("relu", "leaky_relu", "linear")
 
 
 def pool_first(conv: StackedConv, pooling: RunPooling, activation: str) -> bool:
