@@ -1,6 +1,7 @@
-"""A plain convolution followed by max pooling pools before its bias and activation in a training
-step (run_layers.pool_first): the same outputs and gradients as convolution → bias → activation →
-pooling, layer by layer, and that form everywhere else (validation, the recorder's taps)."""
+"""A plain convolution followed by max pooling pools before its bias and activation in a training or
+validation step (run_layers.pool_first): the same outputs, gradients and metrics as convolution →
+bias → activation → pooling, layer by layer, which everything else still gets (the recorder's taps,
+the signal probe, LSUV)."""
 
 from __future__ import annotations
 
