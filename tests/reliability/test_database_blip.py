@@ -16,7 +16,9 @@ from support.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.slow
 
 EPOCHS = 8
-STUDY = {"name": "db blip", "dataset": {"name": "mnist", "train_samples": 12000, "validation_samples": 2000},
+# 469 steps an epoch, so that the run is still training when the database goes (on a fast 2-core VM
+# a 188-step epoch took a fraction of a second: the run could end between two polls).
+STUDY = {"name": "db blip", "dataset": {"name": "mnist", "train_samples": 30000, "validation_samples": 2000},
          "model": {"hidden_units": [64, 32]}, "training": {"epochs": EPOCHS, "batch_size": 64},
          "initializers": ["he_normal"], "seeds": [0]}
 
