@@ -76,7 +76,12 @@ class StackedConv(keras.layers.Layer):
                                         initializer=stacked_initializer(self.bias_initializers, (self.channels,)))
 
     def _affine_run(self, run: int, run_input):
-        output = ops.conv(run_input, self.kernel[run], strides=1, padding="same")
+        return self._add_bias(run, self._convolve(run, run_input))
+
+    def _convolve(self, run: int, run_input):
+        return ops.conv(run_input, self.kernel[run], strides=1, padding="same")
+
+    def _add_bias(self, run: int, output):
         if self.bias is None:
             return output
         # The bias is added to the output seen as (positions, channels): with
@@ -93,7 +98,7 @@ class StackedConv(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         runs, listed = per_run(inputs)
-        if self.pools_first and (training or _POOLING_FIRST.get()):
+        if self.pools_first and _pooling_first_now(training):
             return same_form([self._pooled_run(run, run_input) for run, run_input in enumerate(runs)], listed)
         # The order of keras.layers.Conv2D: convolution, add the bias, activation; run by run.
         return same_form([self.activation(self._affine_run(run, run_input)) for run, run_input in enumerate(runs)],
@@ -101,12 +106,8 @@ class StackedConv(keras.layers.Layer):
 
     def _pooled_run(self, run: int, run_input):
         """act(max_pool(conv) + b): equal to max_pool(act(conv + b)), on a quarter of the positions."""
-        output = ops.conv(run_input, self.kernel[run], strides=1, padding="same")
-        output = ops.max_pool(output, pool_size=2, strides=2, padding="valid")
-        if self.bias is not None:
-            rows = ops.add(ops.reshape(output, (-1, self.channels)), self.bias[run])
-            output = ops.reshape(rows, (-1, *output.shape[1:]))
-        return self.activation(output)
+        pooled = pool_2x2(self._convolve(run, run_input), "max")
+        return self.activation(self._add_bias(run, pooled))
 
 
 class RunPooling(keras.layers.Layer):
@@ -118,11 +119,16 @@ class RunPooling(keras.layers.Layer):
         self.done_by_conv = False  # set by pool_first()
 
     def call(self, inputs, training=False):
-        if self.done_by_conv and (training or _POOLING_FIRST.get()):
+        if self.done_by_conv and _pooling_first_now(training):
             return inputs  # the convolution before pooled its output already
-        pool = ops.max_pool if self.kind == "max" else ops.average_pool
         runs, listed = per_run(inputs)
-        return same_form([pool(images, pool_size=2, strides=2, padding="valid") for images in runs], listed)
+        return same_form([pool_2x2(images, self.kind) for images in runs], listed)
+
+
+def pool_2x2(images, kind: str):
+    """One run's (B, h, w, c) images pooled 2×2, stride 2, 'valid' padding (keras.layers.MaxPooling2D's defaults)."""
+    pool = ops.max_pool if kind == "max" else ops.average_pool
+    return pool(images, pool_size=2, strides=2, padding="valid")
 
 
 _POOLING_FIRST = contextvars.ContextVar("pooling_first", default=False)
@@ -138,6 +144,11 @@ def pooling_first() -> Iterator[None]:
         yield
     finally:
         _POOLING_FIRST.reset(token)
+
+
+def _pooling_first_now(training) -> bool:
+    """Whether a ``pool_first`` pair pools first in this call: StackedConv and RunPooling must agree."""
+    return bool(training) or _POOLING_FIRST.get()
 
 
 # Activations with fl(act(x)) non-decreasing in x for every float32 x: max(x, 0), x, and x or
