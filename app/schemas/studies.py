@@ -75,6 +75,7 @@ class RunPublic(BaseModel):
     batches: int
     error: str | None
     diverged_epoch: int | None = None
+    cancel_requested: bool = Field(default=False, description="a cancel was asked and the run's worker has not yet stopped it")
     worker_host: str | None
     device: str | None
     attempts: int

@@ -232,3 +232,20 @@ def test_the_study_list_is_paginated_with_its_total(sqlite_app):
     assert sqlite_app.get("/api/studies", params={"name": "bulk 00"}).headers["x-total-count"] == "10"
     for bad in ({"limit": 0}, {"limit": 501}, {"offset": -1}):
         assert sqlite_app.get("/api/studies", params=bad).status_code == 422, bad
+
+
+def test_cancel_says_it_is_pending_and_refuses_a_finished_run(sqlite_app):
+    study = sqlite_app.post("/api/studies", json=STUDY).json()
+    queued, running = study["runs"][0]["id"], study["runs"][1]["id"]
+    assert run_store.claim_run(running, "host-a") is not None
+    answer = sqlite_app.post(f"/api/runs/{running}/cancel")
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "running" and answer.json()["cancel_requested"] is True
+    assert sqlite_app.get(f"/api/runs/{running}").json()["cancel_requested"] is True
+    assert sqlite_app.post(f"/api/runs/{queued}/cancel").json()["status"] == "cancelled"
+    refused = sqlite_app.post(f"/api/runs/{queued}/cancel")
+    assert refused.status_code == 409 and "cancelled" in refused.json()["detail"]
+    assert run_store.finish_run(running, "succeeded", owner="host-a")
+    finished = sqlite_app.post(f"/api/runs/{running}/cancel")
+    assert finished.status_code == 409 and "succeeded" in finished.json()["detail"]
+    assert sqlite_app.get(f"/api/runs/{running}").json()["cancel_requested"] is False

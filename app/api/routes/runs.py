@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from app.api.deps import RunDep, RunId, as_json, found
+from app.domain.lifecycle import TERMINAL_STATUSES
 from app.queue import dispatch
 from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, ErrorMessage
 from app.schemas.studies import RunLayers, RunPublic
@@ -31,9 +32,19 @@ def get_run_layers(run_id: RunId, epoch: int | None = Query(default=None, ge=0, 
     return as_json(records.run_layers(run_id, epoch))
 
 
-@router.post("/{run_id}/cancel", response_model=RunPublic)
+@router.post("/{run_id}/cancel", response_model=RunPublic,
+             responses={409: {"model": ErrorMessage, "description": "only queued or running runs can be cancelled"}})
 def cancel_run(run: RunDep) -> RunPublic:
-    """Cancel a queued run, or stop a running one within one epoch."""
+    """Cancel a queued run, or ask a running one to stop at its worker's next check.
+
+    A running run answers with ``cancel_requested: true`` until its worker stops it; one whose
+    training ends before that check ends ``succeeded`` with every epoch recorded (a cancel
+    stops work still to do, it does not discard finished results). A finished run is a 409,
+    as a retry of a run that did not fail is.
+    """
+    if run.status in TERMINAL_STATUSES:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            detail=f"run {run.id} is {run.status}; only queued or running runs can be cancelled")
     runs.request_cancel([run.id])
     return runs.get_run(run.id)
 
