@@ -33,7 +33,7 @@ from app.domain.blocks import (  # noqa: F401  (re-exported)
     MAX_SEED, DatasetSpec, ModelSpec, Optimizer, TrainingSpec, architecture_of, field_error as _error, layers_of)
 from app.domain.run_setup import ZEROS, RunSetup
 from app.domain.refs import Initializer, InitializerRef, StrictModel, as_ref, known  # noqa: F401  (re-exported)
-from app.domain.registry import REGISTRY
+from app.domain.registry import REGISTRY, format_param, resolve_params
 
 
 
@@ -59,9 +59,16 @@ class NamesInitializers(StrictModel):
     def _distinct_initializers(cls, refs: list[InitializerRef] | None) -> list[InitializerRef] | None:
         if refs is None:
             return refs
-        keys = [ref.key for ref in refs]
-        if len(set(keys)) != len(keys):
-            raise ValueError("each initializer (with its parameters) may be listed once")
+        # Compared with the defaults filled in: "random_normal" and random_normal with its
+        # default stddev written out draw the same weights, so they would be two identical groups.
+        seen: dict[tuple, InitializerRef] = {}
+        for ref in refs:
+            drawn = (ref.id, tuple(sorted((name, format_param(value))
+                                          for name, value in resolve_params(ref.id, ref.params).items())))
+            if drawn in seen:
+                raise ValueError(f"each initializer (with its parameters) may be listed once: {seen[drawn].key} "
+                                 f"and {ref.key} draw the same weights")
+            seen[drawn] = ref
         return refs
 
 

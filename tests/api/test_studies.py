@@ -43,6 +43,8 @@ def test_create_study_queues_one_run_per_initializer_and_seed(sqlite_app):
     ({"model": {"hidden_units": [64], "dropout": 1.5}}, "model.dropout", "less than 1"),
     ({"model": {"activation": "swish"}}, "model.activation", "Input should be"),
     ({"seeds": [1, 1]}, "seeds", "distinct"),
+    ({"initializers": ["random_normal", {"id": "random_normal", "params": {"stddev": 0.05}}]}, "initializers",
+     "random_normal and random_normal(stddev=0.05) draw the same weights"),
     ({"surprise": True}, "surprise", "Extra inputs are not permitted"),
 ])
 def test_bad_input_is_a_422_naming_field_and_rule(sqlite_app, patch, field, rule):
