@@ -20,6 +20,9 @@ It decides before FastAPI reads or validates a body, in this order:
    otherwise): an HTML form or a ``no-cors`` fetch can only send form or text types (even an empty
    form sends one). A write without a body and without a content type (cancel, retry: the OpenAPI
    schema gives them no body) goes on.
+6. A body longer than ``INITLAB_MAX_BODY_BYTES`` is a 413, before anything parses it: at once by
+   its ``Content-Length``, or, sent chunked, once that many bytes have come (the guard reads such
+   a body itself, up to the limit, and hands it on).
 
 Every response carries a Content-Security-Policy (scripts only from this server: the pages have
 no inline script; inline styles are allowed because Plotly injects its own ``<style>`` rules),
@@ -144,6 +147,39 @@ def _route_methods(app, scope) -> tuple[bool, set[str] | None]:
     return taken, (methods or None)
 
 
+def _too_large(limit: int) -> tuple[int, str, list]:
+    return 413, f"request body larger than {limit} bytes (INITLAB_MAX_BODY_BYTES)", []
+
+
+async def _bounded(scope, receive, limit: int):
+    """(receive, None) for a body within ``limit`` bytes, else (receive, a 413 refusal).
+
+    A declared length is checked at once. A chunked body is read here, at most ``limit`` + 1
+    bytes of it, and replayed to the app: memory stays bounded whatever a client sends.
+    """
+    headers = _headers(scope)
+    length = headers.get("content-length", "").strip()
+    if length.isdigit():
+        return receive, (_too_large(limit) if int(length) > limit else None)
+    if "transfer-encoding" not in headers:
+        return receive, None
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        more = message.get("more_body", False)
+        if size > limit:
+            return receive, _too_large(limit)
+    replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replayed():
+        return replay.pop() if replay else await receive()
+    return replayed, None
+
+
 class RequestGuard:
     def __init__(self, app) -> None:
         self.app = app
@@ -161,6 +197,8 @@ class RequestGuard:
             await send(message)
 
         refusal = self._refusal(scope)
+        if refusal is None:
+            receive, refusal = await _bounded(scope, receive, get_settings().max_body_bytes)
         if refusal is None:
             await self.app(scope, receive, send_with_headers)
             return

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     max_seeds: int = 64
 
     max_train_samples: int = 60000
+    # A request body's bytes (413 past it, before anything parses it): the largest study a user
+    # writes is a few kB, and a 26 MB one held the API for 20 s while pydantic read it.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_parameters: int = 20_000_000
     # Memory one training worker process may use, whole (bytes, or a size such as "4G", binary
     # like docker's; 0: the machine's memory, or its cgroup limit when lower, divided by the

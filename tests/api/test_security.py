@@ -275,3 +275,25 @@ def test_control_characters_are_a_422_and_never_reach_the_database(any_backend):
     assert created.status_code == 201 and created.json()["name"] == "Ünïcode ✓ names, tabs\u00a0aside"
     listed = client.get("/api/studies", params={"name": "NïCODE"})  # ASCII letters fold on both backends
     assert [study["id"] for study in listed.json()] == [created.json()["id"]]
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_parsed(loopback):
+    from app.settings import get_settings
+
+    limit = get_settings().max_body_bytes
+    huge = json.dumps({**STUDY, "seeds": list(range(limit // 4))}).encode()
+    assert len(huge) > limit
+    declared = loopback.post("/api/studies", content=huge, headers={"Content-Type": "application/json"})
+    assert declared.status_code == 413 and "INITLAB_MAX_BODY_BYTES" in declared.json()["detail"]
+
+    def chunks(body: bytes):  # no Content-Length: sent chunked
+        for start in range(0, len(body), 65536):
+            yield body[start:start + 65536]
+
+    chunked = loopback.post("/api/studies", content=chunks(huge), headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    assert loopback.get("/api/studies").headers["x-total-count"] == "0"
+    # A chunked body within the limit reaches the app whole.
+    small = loopback.post("/api/studies", content=chunks(json.dumps(STUDY).encode()),
+                          headers={"Content-Type": "application/json"})
+    assert small.status_code == 201, small.text
