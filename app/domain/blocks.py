@@ -101,7 +101,7 @@ class ModelSpec(StrictModel):
                                      "(Goyal et al. 2017): its last normalization's scale starts at 0, or, without "
                                      "normalization, its last kernel does")
     activation: Activation = "relu"
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, allow_inf_nan=False)
     output_initializer: Initializer | None = Field(
         default=None, description="initializer of the output layer; null = the run's initializer")
 
@@ -135,7 +135,7 @@ class ModelSpec(StrictModel):
 
 class TrainingSpec(StrictModel):
     optimizer: Optimizer = "adam"
-    learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
+    learning_rate: float = Field(default=0.001, gt=0.0, le=10.0, allow_inf_nan=False)
     batch_size: int = Field(default=128, ge=1, le=65536)
     epochs: int = Field(default=10, ge=1)
     stop_on_divergence: bool = Field(

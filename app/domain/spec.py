@@ -103,7 +103,7 @@ class PlannedRun:
     bias_variance: float | None = None
 
 
-Variance = Annotated[float, Field(ge=0.0, le=100.0)]
+Variance = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 
 
 class StudySpec(NamesInitializers):

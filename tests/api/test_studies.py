@@ -251,3 +251,14 @@ def test_cancel_says_it_is_pending_and_refuses_a_finished_run(sqlite_app):
     finished = sqlite_app.post(f"/api/runs/{running}/cancel")
     assert finished.status_code == 409 and "succeeded" in finished.json()["detail"]
     assert sqlite_app.get(f"/api/runs/{running}").json()["cancel_requested"] is False
+
+
+@pytest.mark.parametrize(("patch", "field"), [({"training": {"learning_rate": math.nan}}, "training.learning_rate"),
+                                              ({"model": {"dropout": math.inf}}, "model.dropout")])
+def test_nan_and_infinity_are_a_422_saying_finite(sqlite_app, patch, field):
+    import json
+
+    body = json.dumps({**STUDY, **patch})  # NaN / Infinity literals, as Python's json and JavaScript's eval write them
+    response = sqlite_app.post("/api/studies", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert any(item["field"] == field and "finite number" in item["msg"] for item in response.json()["detail"])
