@@ -12,10 +12,10 @@ import json
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.domain.lifecycle import study_status
+from app.domain.lifecycle import ACTIVE_STATUSES, study_status
 from app.domain.spec import StudySpec
 from app.schemas.studies import RunPublic, StudyPublic, StudySummary
 from app.settings import get_settings
@@ -178,3 +178,18 @@ def queues_of_runs(run_ids: list[int]) -> dict[int, str | None]:
         rows = session.execute(select(Run.id, Study.queue).join(Study, Run.study_id == Study.id)
                                .where(Run.id.in_(run_ids)))
         return {row.id: row.queue for row in rows}
+
+
+def delete_study(study_id: int) -> bool | None:
+    """Delete a study, its runs and everything recorded for them; True if it did.
+
+    None when no such study, False while one of its runs is queued or running (its worker would
+    go on writing rows for it): the check and the delete are one statement, so a retry queued
+    in between cannot slip through. The runs' epochs, layer statistics and diagnostics go with
+    them (ON DELETE CASCADE).
+    """
+    active = exists().where(Run.study_id == study_id, Run.status.in_(ACTIVE_STATUSES))
+    with session_scope() as session:
+        if session.execute(delete(Study).where(Study.id == study_id, ~active)).rowcount == 1:
+            return True
+        return False if session.scalar(select(Study.id).where(Study.id == study_id)) is not None else None

@@ -116,11 +116,11 @@ def test_options_and_405_list_every_method_of_the_path(sqlite_app):
     options = sqlite_app.options("/api/studies")
     assert options.status_code == 204
     assert set(options.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
-    assert set(sqlite_app.options("/api/studies/1").headers["allow"].split(", ")) == {"GET", "OPTIONS"}
+    assert set(sqlite_app.options("/api/studies/1").headers["allow"].split(", ")) == {"GET", "DELETE", "OPTIONS"}
     assert set(sqlite_app.options("/api/runs/1/cancel").headers["allow"].split(", ")) == {"POST", "OPTIONS"}
     put = sqlite_app.put("/api/studies", json={})
     assert put.status_code == 405 and set(put.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
-    assert sqlite_app.delete("/api/studies/1").headers["allow"] == "GET, OPTIONS"
+    assert sqlite_app.delete("/api/runs/1").headers["allow"] == "GET, OPTIONS"
     assert sqlite_app.options("/api/nothing-here").status_code == 404
 
 

@@ -262,3 +262,17 @@ def test_nan_and_infinity_are_a_422_saying_finite(sqlite_app, patch, field):
     response = sqlite_app.post("/api/studies", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert any(item["field"] == field and "finite number" in item["msg"] for item in response.json()["detail"])
+
+
+def test_delete_a_study_once_nothing_of_it_runs(sqlite_app):
+    study = sqlite_app.post("/api/studies", json=STUDY).json()
+    run_id = study["runs"][0]["id"]
+    assert "DELETE" in sqlite_app.options(f"/api/studies/{study['id']}").headers["allow"]
+    busy = sqlite_app.delete(f"/api/studies/{study['id']}")
+    assert busy.status_code == 409 and "cancel it first" in busy.json()["detail"]
+    sqlite_app.post(f"/api/studies/{study['id']}/cancel")  # every run was queued: all cancelled at once
+    assert sqlite_app.delete(f"/api/studies/{study['id']}").status_code == 204
+    assert sqlite_app.get(f"/api/studies/{study['id']}").status_code == 404
+    assert sqlite_app.get(f"/api/runs/{run_id}").status_code == 404
+    assert sqlite_app.delete(f"/api/studies/{study['id']}").status_code == 404
+    assert sqlite_app.get("/api/studies").json() == []

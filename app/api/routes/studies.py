@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
 
 from app.api.deps import StudyDep, StudyId, as_json, existing_study, found
 from app.dashboard.memo import MEMO
 from app.queue import QueueUnavailable, dispatch
-from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, PlainText
+from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, ErrorMessage, PlainText
 from app.schemas.studies import StudyCreate, StudyMetrics, StudyPublic, StudySummary
 from app.settings import get_settings
 from app.storage import records, runs, studies, workers
@@ -87,6 +87,19 @@ def get_study_metrics(study_id: StudyId) -> Response:
     """Every run's per-epoch loss, accuracy, val_loss, val_accuracy and seconds."""
     existing_study(study_id)
     return as_json(MEMO.answer(study_id, "metrics", (), lambda: records.study_metrics(study_id)))
+
+
+@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses={
+    **NOT_FOUND, 409: {"model": ErrorMessage, "description": "a run is still queued or running: cancel the study first"}})
+def delete_study(study_id: StudyId) -> Response:
+    """Delete a study with its runs and every recorded epoch, statistic and histogram (not undoable)."""
+    deleted = studies.delete_study(study_id)
+    found(deleted, f"study {study_id}")
+    if not deleted:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            detail=f"study {study_id} has queued or running runs: cancel it first, then delete it")
+    log.info("study_deleted study=%s", study_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{study_id}/cancel", response_model=StudyPublic, responses=NOT_FOUND)
