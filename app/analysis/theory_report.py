@@ -8,6 +8,7 @@ app/domain/theory.py; the route in app/api/routes/theory.py is one call.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +22,17 @@ def _theory(init_id: str, params: tuple, shape: tuple[int, ...]) -> Theory | Non
     return theory_for(init_id, dict(params), shape)
 
 
+def _shapes(spec: StudySpec, depth: int | None, kind: str, recorded: set[str]) -> dict[str, tuple[int, ...]]:
+    """Kernel shape of each layer of one run's network that has a ``kind`` tensor, input to output.
+
+    Every weighted layer has a kernel; a hidden layer followed by BatchNorm has no bias (the
+    worker builds it without one, app/domain/architecture.py), so its bias is left out unless
+    the run recorded one (rows written by an older worker): the view lists the tensors there are.
+    """
+    return {layer.name: layer.kernel_shape for layer in spec.architecture(depth).weighted()
+            if kind == "kernel" or layer.bias or layer.name in recorded}
+
+
 def theory_report(spec: StudySpec, runs: list[dict[str, Any]], tensors: list[dict[str, Any]],
                   kind: str) -> dict[str, Any]:
     """Per layer: every run's KS statistic and verdict, and one density curve per scheme."""
@@ -28,14 +40,19 @@ def theory_report(spec: StudySpec, runs: list[dict[str, Any]], tensors: list[dic
     stored = {(row["run_id"], row["layer"]): row for row in tensors}
     layers = []
     mismatches = 0
-    shapes_of = {run_id: dict(spec.kernel_shapes(run.get("depth"))) for run_id, run in by_run.items()}
+    recorded: dict[int, set[str]] = defaultdict(set)
+    for run_id, name in stored:
+        recorded[run_id].add(name)
+    shapes_of = {run_id: _shapes(spec, run.get("depth"), kind, recorded[run_id]) for run_id, run in by_run.items()}
     deepest = max(by_run.values(), key=lambda run: run.get("depth") or 0, default={})
     for name, _ in spec.kernel_shapes(deepest.get("depth")):
+        if not any(name in shapes for shapes in shapes_of.values()):
+            continue  # no run has this tensor: the bias of a layer followed by BatchNorm
         rows, curves = [], {}
         shape, size = (0,), 0
         for run_id, run in by_run.items():
             if name not in shapes_of[run_id]:
-                continue  # a shallower run of a grid study has no such layer
+                continue  # a shallower run of a grid study has no such layer (or no such bias)
             kernel = shapes_of[run_id][name]
             shape = kernel if kind == "kernel" else kernel[-1:]  # a conv kernel keeps its rank: Keras's fans
             size = math.prod(shape)

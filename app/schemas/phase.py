@@ -76,6 +76,11 @@ class MeasuredEdge(BaseModel):
     bias_variance: float
     threshold: float = Field(description="a cell trains when its mean accuracy reaches this: halfway from chance "
                                          "(0.1) to the diagram's best cell")
+    best: float = Field(description="the diagram's best cell (its mean accuracy)")
+    chance: float = Field(description="the accuracy of a network that has learnt nothing (0.1: ten classes)")
+    margin: float = Field(description="how far above chance the best cell must be for any cell to train (0.1)")
+    trained: bool = Field(description="whether the best cell is that far above chance; false: nothing trained, "
+                                      "so no trainable depth and no measured σ_w*")
     weight_variance: list[float]
     trainable_depth: list[int | None] = Field(description="per σ_w²: the deepest cell that trains (null: none)")
     critical_weight_variance: float | None = Field(

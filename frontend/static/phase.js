@@ -41,7 +41,7 @@ export function phaseFigure(view, bias) {
     }
   }
   const edge = (view.edges ?? []).find((e) => e.bias_variance === bias);
-  if (edge) {
+  if (edge && edge.trained !== false) {  // nothing trained: no measured region to draw (the note says so)
     data.push({
       type: "scatter", mode: "lines+markers", name: "deepest trainable (measured)", x: edge.weight_variance,
       y: edge.trainable_depth, line: { color: "#f0e442", width: 2 }, marker: { size: 7, symbol: "diamond" },
@@ -93,6 +93,29 @@ export function correlationFigure(view, bias, depth) {
     yaxis: { title: { text: "correlation of two inputs" }, gridcolor: GRID }, legend: { orientation: "v" } }) };
 }
 
+/** What the theory says about one σ_b²: where its edge of chaos is, if it has one. */
+function theoryNote(theory, bias) {
+  const critical = theory?.critical_weight_variance;
+  return critical === null || critical === undefined
+    ? `${theory?.activation}: no edge of chaos at σ_b² = ${bias} (χ₁ reaches 1 only where the signal's length diverges).`
+    : `${theory.activation}, σ_b² = ${bias}: the theory puts the edge of chaos at σ_w* = ${critical.toFixed(3)}.`;
+}
+
+/** What was measured: the σ_w² that trains deepest, or that nothing trained (the best cell is not clearly above chance). */
+function measuredNote(edge) {
+  if (edge === undefined) return "";
+  const percent = (value) => `${(100 * value).toFixed(0)} %`;
+  if (edge.trained === false) {
+    return ` Measured: nothing trained: the best cell reaches ${percent(edge.best)}, less than`
+      + ` ${(100 * edge.margin).toFixed(0)} points above chance (${percent(edge.chance)}),`
+      + " so there is no trainable depth and no measured σ_w*.";
+  }
+  if (edge.critical_weight_variance === null) return "";
+  return ` Measured: the σ_w² that trains deepest is ${edge.critical_weight_variance.toFixed(2)}`
+    + (edge.critical_range[0] !== edge.critical_range[1] ? ` (a tie from ${edge.critical_range[0]} to ${edge.critical_range[1]})` : "")
+    + ` (a cell trains at ≥ ${percent(edge.threshold)}, halfway from chance to the best cell).`;
+}
+
 /** Mount the controls and charts inside ``root``'s elements; returns reload(). */
 export function mountPhase(studyId) {
   const state = { view: null, bias: null, depth: null };
@@ -106,15 +129,8 @@ export function mountPhase(studyId) {
     const correlation = correlationFigure(view, state.bias, state.depth);
     await window.Plotly.react($("chart-correlation"), correlation.data, correlation.layout, PLOT_CONFIG);
     const theory = view.theory.find((t) => t.bias_variance === state.bias);
-    const critical = theory?.critical_weight_variance;
     const edge = (view.edges ?? []).find((e) => e.bias_variance === state.bias);
-    const measured = edge?.critical_weight_variance === null || edge === undefined ? ""
-      : ` Measured: the σ_w² that trains deepest is ${edge.critical_weight_variance.toFixed(2)}`
-        + (edge.critical_range[0] !== edge.critical_range[1] ? ` (a tie from ${edge.critical_range[0]} to ${edge.critical_range[1]})` : "")
-        + ` (a cell trains at ≥ ${(100 * edge.threshold).toFixed(0)} %, halfway from chance to the best cell).`;
-    $("phase-theory-note").textContent = (critical === null || critical === undefined
-      ? `${theory?.activation}: no edge of chaos at σ_b² = ${state.bias} (χ₁ reaches 1 only where the signal's length diverges).`
-      : `${theory.activation}, σ_b² = ${state.bias}: the theory puts the edge of chaos at σ_w* = ${critical.toFixed(3)}.`) + measured;
+    $("phase-theory-note").textContent = theoryNote(theory, state.bias) + measuredNote(edge);
     $("phase").dataset.rendered = String((Number($("phase").dataset.rendered) || 0) + 1);
   }
 

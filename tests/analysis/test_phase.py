@@ -57,6 +57,7 @@ def test_the_measured_edge_is_the_weight_variance_that_trains_deepest():
     edge = phase.measured_edge(phase.cells(RUNS, finals, "accuracy"), "tanh", 0.05, "accuracy")
     assert edge["threshold"] == pytest.approx(0.1 + 0.5 * (0.9 - 0.1))
     assert edge["weight_variance"] == [0.5, 1.75, 4.0] and edge["trainable_depth"] == [None, 9, 3]
+    assert edge["trained"] is True and edge["best"] == 0.9
     assert edge["critical_weight_variance"] == 1.75 and edge["critical_range"] == [1.75, 1.75]
     # a tie at the deepest depth: the mean, and the range says how wide
     accuracy[(4.0, 9)] = 0.85
@@ -65,3 +66,28 @@ def test_the_measured_edge_is_the_weight_variance_that_trains_deepest():
     assert edge["critical_weight_variance"] == pytest.approx((1.75 + 4.0) / 2) and edge["critical_range"] == [1.75, 4.0]
     losses = [{"run_id": row["run_id"], "loss": 1 - row["accuracy"]} for row in finals]
     assert phase.measured_edge(phase.cells(RUNS, losses, "loss"), "tanh", 0.05, "loss") is None  # no chance level
+
+
+def _edge(accuracy: dict[tuple[float, int], float]) -> dict:
+    finals = [{"run_id": run["id"], "accuracy": accuracy[(run["weight_variance"], run["depth"])]} for run in RUNS]
+    return phase.measured_edge(phase.cells(RUNS, finals, "accuracy"), "tanh", 0.05, "accuracy")
+
+
+def test_a_diagram_at_chance_trains_nowhere():
+    # every cell between 9 and 15 %: halfway from chance to 15 % (12.5 %) would call 4.0 the
+    # σ_w² that trains deepest, from noise
+    accuracy = {(0.5, 3): 0.11, (1.75, 3): 0.09, (4.0, 3): 0.12, (0.5, 9): 0.10, (1.75, 9): 0.11, (4.0, 9): 0.15}
+    edge = _edge(accuracy)
+    assert (edge["trained"], edge["best"], edge["chance"], edge["margin"]) == (False, 0.15, 0.1, 0.1)
+    assert edge["trainable_depth"] == [None, None, None]
+    assert edge["critical_weight_variance"] is None and edge["critical_range"] == []
+    assert edge["weight_variance"] == [0.5, 1.75, 4.0]
+
+
+@pytest.mark.parametrize(("best", "trained"), [(0.19, False), (0.2, True), (0.25, True)])
+def test_the_best_cell_must_be_ten_points_above_chance(best, trained):
+    accuracy = {(0.5, 3): 0.1, (1.75, 3): best, (4.0, 3): 0.1, (0.5, 9): 0.1, (1.75, 9): 0.1, (4.0, 9): 0.1}
+    edge = _edge(accuracy)
+    assert edge["trained"] is trained
+    assert edge["critical_weight_variance"] == (1.75 if trained else None)
+    assert edge["trainable_depth"] == ([None, 3, None] if trained else [None, None, None])

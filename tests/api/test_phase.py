@@ -50,7 +50,10 @@ def test_the_phase_view_has_every_cell_the_theory_and_the_correlations(trained):
     (edge,) = view["edges"]  # the measured trainable region, from the same cells
     best = max(c["mean"] for c in view["cells"])
     assert edge["threshold"] == pytest.approx(0.1 + 0.5 * (best - 0.1)) and edge["weight_variance"] == [0.5, 4.0]
-    assert edge["critical_weight_variance"] in (0.5, 4.0, 2.25)
+    # Six SGD steps at 0.01 leave every cell at chance (about 10 %), so nothing trained: no
+    # measured σ_w*, although halfway from chance to the best cell would have picked one from noise.
+    assert best < 0.2 and (edge["best"], edge["trained"]) == (pytest.approx(best), False)
+    assert edge["trainable_depth"] == [None, None] and edge["critical_weight_variance"] is None
     val = client.get(f"/api/studies/{study['id']}/phase?metric=val_accuracy").json()
     assert val["metric"] == "val_accuracy" and len(val["edges"]) == 1
     assert client.get(f"/api/studies/{study['id']}/phase?metric=loss").json()["edges"] == []

@@ -63,6 +63,65 @@ def test_runs_match_their_theory_and_a_wrong_draw_is_flagged(sqlite_app):
     assert biases["layers"][0]["curves"][0]["point"] == 0.0
 
 
+# The bias tensors a worker builds (app/domain/architecture.py, worker/training/model.py): a hidden
+# layer followed by BatchNorm has none; LayerNorm keeps them, as does a residual block's projection.
+VARIANTS = [
+    ({"hidden_units": [8, 8], "normalization": "batchnorm"}, ["output"]),
+    ({"hidden_units": [8, 8], "normalization": "layernorm"}, ["dense_0", "dense_1", "output"]),
+    ({"hidden_units": [8, 16, 16], "normalization": "batchnorm", "residual": True}, ["proj_1", "output"]),
+    ({"hidden_units": [8, 16, 16], "normalization": "layernorm", "residual": True},
+     ["dense_0", "dense_1", "dense_2", "proj_1", "output"]),
+    ({"family": "cnn", "conv_channels": [4, 8], "hidden_units": [8], "normalization": "batchnorm"}, ["output"]),
+    ({"hidden_units": [8, 8]}, ["dense_0", "dense_1", "output"]),
+]
+
+
+@pytest.mark.parametrize(("model", "biases"), VARIANTS, ids=lambda value: "-".join(map(str, value.values()))
+                         if isinstance(value, dict) else None)
+def test_only_the_biases_the_network_has_are_checked(sqlite_app, model, biases):
+    from app.domain.spec import StudySpec
+    from app.storage import records, studies
+
+    spec = StudySpec.model_validate({
+        "name": "bias", "dataset": {"name": "mnist", "train_samples": 100, "validation_samples": 50},
+        "model": model, "training": {"epochs": 1}, "initializers": ["he_normal"], "seeds": [0]})
+    study = studies.create_study(spec)[0]
+    (run,) = study.runs
+    run_store.claim_run(run.id, worker_host="test")
+    rows = []
+    for index, (name, shape) in enumerate(spec.kernel_shapes()):  # epoch 0 as the worker records it
+        rows.append({"layer": name, "index": index, "kind": "kernel", **tensor_summary(draw("he_normal", None, index, shape))})
+        if name in biases:
+            rows.append({"layer": name, "index": index, "kind": "bias", **tensor_summary(np.zeros(shape[-1]))})
+    records.record_layers(run.id, 0, rows)
+
+    view = sqlite_app.get(f"/api/studies/{study.id}/theory?kind=bias").json()
+    assert [layer["layer"] for layer in view["layers"]] == biases
+    assert all(layer["runs"][0]["theory"] == "W = 0" and layer["runs"][0]["mismatch"] is False
+               for layer in view["layers"])
+    kernels = sqlite_app.get(f"/api/studies/{study.id}/theory").json()
+    assert [layer["layer"] for layer in kernels["layers"]] == [name for name, _ in spec.kernel_shapes()]
+
+
+def test_a_recorded_bias_is_listed_even_where_the_architecture_has_none(sqlite_app):
+    # rows written before hidden layers lost their bias in front of BatchNorm are still checked
+    from app.domain.spec import StudySpec
+    from app.storage import records, studies
+
+    spec = StudySpec.model_validate({
+        "name": "old bias", "dataset": {"name": "mnist", "train_samples": 100, "validation_samples": 50},
+        "model": {"hidden_units": [8], "normalization": "batchnorm"}, "training": {"epochs": 1},
+        "initializers": ["he_normal"], "seeds": [0]})
+    study = studies.create_study(spec)[0]
+    run_store.claim_run(study.runs[0].id, worker_host="test")
+    records.record_layers(study.runs[0].id, 0, [
+        {"layer": name, "index": index, "kind": "bias", **tensor_summary(np.zeros(shape[-1]))}
+        for index, (name, shape) in enumerate(spec.kernel_shapes())])
+    view = sqlite_app.get(f"/api/studies/{study.id}/theory?kind=bias").json()
+    assert [layer["layer"] for layer in view["layers"]] == ["dense_0", "output"]
+    assert view["layers"][0]["runs"][0]["ks"] == 0.0
+
+
 def test_unknown_study_and_bad_kind(sqlite_app):
     assert sqlite_app.get("/api/studies/999/theory").status_code == 404
     response = sqlite_app.get("/api/studies/1/theory?kind=gradient")

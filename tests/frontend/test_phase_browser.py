@@ -15,15 +15,15 @@ SWEEP = {"name": "phase (browser)", "dataset": {"name": "mnist", "train_samples"
          "weight_variances": [0.5, 1.75, 4.0], "bias_variances": [0.05], "depths": [3, 12], "seeds": [0, 1]}
 
 
-@pytest.fixture(scope="module")
-def sweep(live_server) -> int:
+def write_sweep(accuracy_of) -> int:
+    """SWEEP written as a worker writes it, each run's final accuracy ``accuracy_of(run)``."""
     from app.domain.spec import StudySpec
     from app.storage import diagnostics, records, studies
 
     study, _ = studies.create_study(StudySpec.model_validate(SWEEP))
     for run in study.runs:
         run_store.claim_run(run.id, worker_host="fixture")
-        trained = 0.9 if run.weight_variance == 1.75 or run.depth == 3 else 0.2
+        trained = accuracy_of(run)
         records.record_epoch(run.id, 1, {"loss": 1.0, "accuracy": trained, "val_loss": 1.0, "val_accuracy": trained - 0.05,
                                          "seconds": 1.0})
         step = 0.04 if run.weight_variance < 1.75 else -0.04
@@ -33,6 +33,18 @@ def sweep(live_server) -> int:
         diagnostics.record_diagnostics(run.id, 0, rows)
         run_store.finish_run(run.id, "succeeded")
     return study.id
+
+
+@pytest.fixture(scope="module")
+def sweep(live_server) -> int:
+    return write_sweep(lambda run: 0.9 if run.weight_variance == 1.75 or run.depth == 3 else 0.2)
+
+
+@pytest.fixture(scope="module")
+def chance_sweep(live_server) -> int:
+    """Nothing trained: every cell between 9 and 15 %, the best at σ_w² 4, depth 12."""
+    return write_sweep(lambda run: 0.15 if (run.weight_variance, run.depth) == (4.0, 12)
+                       else 0.09 + 0.01 * run.seed + 0.01 * (run.weight_variance == 1.75))
 
 
 def traces(page, chart: str) -> list[str]:
@@ -57,6 +69,17 @@ def test_the_phase_page_draws_the_heatmap_with_the_edge_of_chaos(live_server, sw
     page.wait_for_function("() => document.getElementById('chart-phase').data[1].name.startsWith('3·')")
     page.locator("#phase").screenshot(path=str(artifacts / "phase_page.png"))
     assert page.watch.errors == [] and page.watch.external() == []
+
+
+def test_a_diagram_where_nothing_trained_states_no_measured_edge(live_server, chance_sweep, page):
+    page.goto(f"{live_server}/studies/{chance_sweep}/phase")
+    page.wait_for_function("() => document.getElementById('phase').dataset.ready === 'true'", timeout=30000)
+    assert traces(page, "chart-phase") == ["measured", "6·ξ_c (theory)", "σ_w* = 1.761 (χ₁ = 1)"]
+    note = page.locator("#phase-theory-note").inner_text()
+    assert "edge of chaos at σ_w* = 1.761" in note
+    assert "nothing trained: the best cell reaches 15 %, less than 10 points above chance (10 %)" in note
+    assert "trains deepest" not in note and "a cell trains at" not in note
+    assert page.watch.errors == []
 
 
 def test_the_study_page_has_the_phase_section(live_server, sweep, page):
