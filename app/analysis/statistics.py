@@ -5,6 +5,12 @@ worker derives both from the run's seed alone), so two initializers compared see
 differ only in their initial weights. The per-seed difference removes the seed's own share
 of the variance, which with 3-5 seeds is often most of it.
 
+That holds only within one cell of a grid study (same activation, depth and σ_b²): a run of
+"custom · tanh · 3 layers" and one of "He normal · relu · 1 layer" share a seed but not a
+network, so their difference says nothing about initial weights. Every comparison (the
+baseline, the paired differences, the tiers, the ranking) is therefore made cell by cell, each
+cell with its own baseline; a study without a grid is one cell.
+
 Which runs count: finished results only, i.e. succeeded or diverged (by status, or a loss that
 became NaN/inf). A queued or running run joins when it finishes: a "final" accuracy must be
 final, and a pair must compare like with like. Failed and cancelled runs are left out (a
@@ -237,14 +243,19 @@ def default_baseline(activation: str) -> str:
 
 
 def choose_baseline(keys: Sequence[str], initializers: Sequence[str], ranks: Sequence[int | None],
-                    requested: str | None, activation: str) -> tuple[str | None, str]:
+                    requested: str | None, activation: str, choices: Sequence[str] | None = None) -> tuple[str | None, str]:
     """The baseline's key and why it was chosen: the request, the default rule, or the best-ranked.
 
-    keys/initializers/ranks: one per group of the study. A group exists once the study names
+    keys/initializers/ranks: one per group of one cell. A group exists once the study names
     it, finished runs or not, so the baseline does not jump around while runs finish.
+    choices: the groups' initializer keys (id + parameters, without the cell): in a grid
+    study a request names the initializer choice, and each cell takes its own group of it.
     """
-    if requested is not None and requested in keys:
-        return requested, "requested"
+    choices = list(choices) if choices is not None else list(keys)
+    if requested is not None:
+        for key, choice in zip(keys, choices):
+            if requested in (key, choice):
+                return key, "requested"
     default = default_baseline(activation)
     missing = f"{requested!r} is not in this study; " if requested is not None else ""
     for key, initializer in zip(keys, initializers):
@@ -265,11 +276,37 @@ def counts_as_result(status: str, diverged: bool) -> bool:
 
 def study_statistics(groups: Sequence[Mapping[str, Any]], activation: str, baseline: str | None,
                      threshold: float) -> dict[str, Any]:
-    """Per group: accuracy CIs, paired difference against the baseline, epochs to threshold, rank (tier).
+    """Per group: accuracy CIs, paired difference against its cell's baseline, epochs to threshold, rank (tier).
 
     groups: {"key", "initializer", "runs": [{"seed", "status", "diverged", "rows", "final", "best"}]},
-    rows being the run's epochs in order. threshold: percent, in (0, 100].
+    rows being the run's epochs in order, and in a grid study "cell" (the cell's label, e.g.
+    "tanh · 3 layers"), "choice" (the initializer key without the cell: what a requested
+    baseline names) and "activation" (the cell's, for its default baseline; else ``activation``).
+    threshold: percent, in (0, 100]. The top-level baseline, reason and ranking are the first
+    cell's and all cells' in order; a study without a grid has one cell, so they are its own.
     """
+    cells: dict[Any, list[int]] = {}
+    for i, group in enumerate(groups):
+        cells.setdefault(group.get("cell"), []).append(i)
+    found = [None] * len(groups)
+    summaries = []
+    for cell, members in cells.items():
+        cell_activation = groups[members[0]].get("activation") or activation
+        summary, rows = _cell_statistics([groups[i] for i in members], cell_activation, baseline, threshold)
+        summaries.append({"cell": cell, **summary})
+        for i, row in zip(members, rows):
+            found[i] = {**row, "cell": cell}
+    first = summaries[0] if summaries else {"baseline": None, "baseline_reason": "no initializers"}
+    return {"baseline": first["baseline"], "baseline_reason": first["baseline_reason"], "requested_baseline": baseline,
+            "default_baseline": default_baseline(activation), "threshold": threshold,
+            "confidence_level": CONFIDENCE, "method": METHOD, "ranking_rule": RANKING_RULE,
+            "diverged_rule": DIVERGED_RULE, "ranking": [key for summary in summaries for key in summary["ranking"]],
+            "cells": summaries, "groups": found}
+
+
+def _cell_statistics(groups: Sequence[Mapping[str, Any]], activation: str, baseline: str | None,
+                     threshold: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One cell's baseline, reason and ranking, and its groups' statistics (see study_statistics)."""
     per_group = []
     for group in groups:
         used = [run for run in group["runs"] if counts_as_result(run["status"], run["diverged"])]
@@ -286,21 +323,21 @@ def study_statistics(groups: Sequence[Mapping[str, Any]], activation: str, basel
     ranks = tiers([g["final"] for g in per_group], means)
     keys = [g["key"] for g in groups]
     by_mean = [r for r, _ in rank(means)]
-    chosen, reason = choose_baseline(keys, [g["initializer"] for g in groups], by_mean, baseline, activation)
+    chosen, reason = choose_baseline(keys, [g["initializer"] for g in groups], by_mean, baseline, activation,
+                                     [g.get("choice", g["key"]) for g in groups])
     base = per_group[keys.index(chosen)] if chosen is not None else None
     out = []
-    for g, acc, (position, ties) in zip(per_group, accuracy, ranks):
+    for group, g, acc, (position, ties) in zip(groups, per_group, accuracy, ranks):
         difference = {
             f"{metric}_val_accuracy": paired_difference(g[metric], base[metric] if base else {}, g is base)
             for metric in ("final", "best")}
         reached = {run["seed"]: epochs_to_threshold(run["rows"], threshold / 100) for run in g["used"]}
         out.append({
-            "key": g["key"], "rank": position, "tied_with": [keys[j] for j in ties], **g["counts"],
+            "key": g["key"], "choice": group.get("choice", g["key"]), "baseline": chosen, "rank": position,
+            "tied_with": [keys[j] for j in ties], **g["counts"],
             "final_val_accuracy": acc["final"], "best_val_accuracy": acc["best"],
             "difference": difference, "epochs_to_threshold": threshold_summary(reached),
         })
     ranked = sorted((i for i, (r, _) in enumerate(ranks) if r is not None), key=lambda i: (ranks[i][0], by_mean[i], i))
-    return {"baseline": chosen, "baseline_reason": reason, "requested_baseline": baseline,
-            "default_baseline": default_baseline(activation), "threshold": threshold,
-            "confidence_level": CONFIDENCE, "method": METHOD, "ranking_rule": RANKING_RULE,
-            "diverged_rule": DIVERGED_RULE, "ranking": [keys[i] for i in ranked], "groups": out}
+    return ({"baseline": chosen, "baseline_reason": reason, "default_baseline": default_baseline(activation),
+             "ranking": [keys[i] for i in ranked]}, out)

@@ -4,6 +4,16 @@ A study trains every initializer once per seed. The page shows each initializer 
 (the mean over seeds) inside a band (min-max or +-1 std), and a table of final and best
 validation accuracy as mean +- std over seeds. Non-finite values are a result (the run
 diverged), never an error: they are left out of means and bands, and the run is flagged.
+
+A diverged run's finite values (its last finite accuracy, usually chance level) stay in the
+means, as in the seed-paired statistics (app/analysis/statistics.py): dropping them would let
+an initializer that diverges on most seeds look as good as its lucky ones. The std is the
+sample standard deviation (ddof=1), the one the t intervals use, so the table and the
+statistics give one number for one quantity; one value has no spread (null).
+
+Who leads is decided per grid cell (a study without a grid is one cell), since groups of
+different cells differ in more than their initial weights; and only where a lead is a finding:
+not from runs that all diverged, and not between equal means (9.8 % against 9.8 % at chance).
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from app.analysis.statistics import TIE_TOLERANCE
 from app.domain.registry import format_param
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -37,12 +48,14 @@ def group_key(initializer: str, params: dict[str, Any] | None, activation: str |
 
 
 def mean_std(values: Iterable[Any]) -> dict[str, float | int | None]:
-    """Mean and (population) std of the finite values, and how many there were."""
+    """Mean and sample std (ddof=1; null for one value) of the finite values, and how many there were."""
     finite = [float(value) for value in values if is_finite(value)]
     if not finite:
         return {"mean": None, "std": None, "n": 0}
+    if min(finite) == max(finite):  # equal values are their own mean, exactly (a tie stays a tie)
+        return {"mean": finite[0], "std": 0.0 if len(finite) > 1 else None, "n": len(finite)}
     mean = sum(finite) / len(finite)
-    std = math.sqrt(sum((value - mean) ** 2 for value in finite) / len(finite))
+    std = math.sqrt(sum((value - mean) ** 2 for value in finite) / (len(finite) - 1))
     return {"mean": mean, "std": std, "n": len(finite)}
 
 
@@ -110,20 +123,53 @@ def run_verdict(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def group_verdict(verdicts: Sequence[dict[str, Any]], statuses: Sequence[str]) -> dict[str, Any]:
-    """Mean +- std over the seeds of one initializer, with the count of diverged runs."""
-    measured = [v for v in verdicts if v["epochs"]]
+    """Mean +- std over the seeds of one initializer, with the count of diverged runs.
+
+    A run counts as diverged by its losses or by its status (the worker's word); its finite
+    values stay in the means (module docstring). ``undiverged`` counts the runs that give a
+    lead its meaning: a finite final accuracy from a run that never diverged.
+    """
+    measured = [(v, status) for v, status in zip(verdicts, statuses) if v["epochs"]]
+    broke = [bool(v["diverged"]) or status == "diverged" for v, status in zip(verdicts, statuses)]
     return {
         "runs": len(statuses),
         "succeeded": sum(status == "succeeded" for status in statuses),
         "active": sum(status in ("queued", "running") for status in statuses),
-        "diverged": sum(bool(v["diverged"]) for v in verdicts),
-        **{name: mean_std(v[name] for v in measured)
+        "diverged": sum(broke),
+        "undiverged": sum(is_finite(v["final_val_accuracy"]) and not v["diverged"] and status != "diverged"
+                          for v, status in measured),
+        **{name: mean_std(v[name] for v, _ in measured)
            for name in ("final_val_accuracy", "best_val_accuracy", "best_epoch", "final_val_loss", "seconds_per_epoch")},
     }
 
 
 def mark_leader(tables: Sequence[dict[str, Any]]) -> int | None:
-    """Index of the initializer with the highest mean final validation accuracy (None: no data)."""
+    """Index of the group with the highest mean final validation accuracy, if that is a lead (None: no data,
+    no leader).
+
+    No lead when the best mean comes only from diverged runs (no run of it has an undiverged
+    finite accuracy), or when another group has the same mean: nothing tells them apart.
+    """
     scored = [(table["final_val_accuracy"]["mean"], -i) for i, table in enumerate(tables)
               if table["final_val_accuracy"]["mean"] is not None]
-    return -max(scored)[1] if scored else None
+    if not scored:
+        return None
+    best, index = max(scored)
+    if tables[-index].get("undiverged", 1) == 0:
+        return None
+    if any(abs(mean - best) <= TIE_TOLERANCE for mean, i in scored if i != index):
+        return None
+    return -index
+
+
+def mark_leaders(tables: Sequence[dict[str, Any]], cells: Sequence[Any] | None = None) -> set[int]:
+    """Per grid cell (cells: one per table; None: one cell), the index of its leader (mark_leader)."""
+    members: dict[Any, list[int]] = {}
+    for i, cell in enumerate(cells if cells is not None else [None] * len(tables)):
+        members.setdefault(cell, []).append(i)
+    found = set()
+    for indices in members.values():
+        leader = mark_leader([tables[i] for i in indices])
+        if leader is not None:
+            found.add(indices[leader])
+    return found

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.analysis.statistics import study_statistics
 from app.analysis.summary import (
-    METRICS, aggregate, group_verdict, group_key, mark_leader, pick_epochs, run_verdict,
+    METRICS, aggregate, group_verdict, group_key, initializer_key, mark_leaders, pick_epochs, run_verdict,
 )
 from app.dashboard.cache import CACHE
 from app.dashboard.memo import MEMO
@@ -27,12 +27,19 @@ from app.schemas.dashboard import (
 from app.storage import views
 
 
-def _label(initializer: str, params: dict[str, Any], activation: str | None = None, depth: int | None = None,
-           bias_variance: float | None = None) -> str:
+def _cell(activation: str | None = None, depth: int | None = None, bias_variance: float | None = None) -> str | None:
+    """A grid cell's label, e.g. "tanh · 3 layers" (None: the study has no grid): the runs a paired test
+    may compare, since within a cell only the initial weights differ."""
     cell = [activation] if activation else []
     cell += [f"{depth} layer{'s' if depth != 1 else ''}"] if depth else []
     cell += [f"σ_b² {bias_variance:g}"] if bias_variance is not None else []
-    return " · ".join([initializer_label(initializer, params), *cell])
+    return " · ".join(cell) or None
+
+
+def _label(initializer: str, params: dict[str, Any], activation: str | None = None, depth: int | None = None,
+           bias_variance: float | None = None) -> str:
+    cell = _cell(activation, depth, bias_variance)
+    return " · ".join([initializer_label(initializer, params), *([cell] if cell else [])])
 
 
 def _groups(spec: StudySpec, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,7 +97,10 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
     groups, tables, series_out, paired = [], [], [], []
     for group in _groups(spec, runs):
         verdicts = [run_verdict(by_run[run["id"]]) for run in group["runs"]]
-        paired.append({"key": group["key"], "initializer": group["initializer"], "runs": [
+        cell = _cell(group["activation"], group["depth"], group["bias_variance"])
+        paired.append({"key": group["key"], "initializer": group["initializer"], "cell": cell,
+                       "choice": initializer_key(group["initializer"], group["params"]),
+                       "activation": group["activation"] or spec_activation, "runs": [
             {"seed": run["seed"], "status": run["status"], "diverged": verdict["diverged"], "rows": by_run[run["id"]],
              "final": verdict["final_val_accuracy"], "best": verdict["best_val_accuracy"]}
             for run, verdict in zip(group["runs"], verdicts)]})
@@ -100,7 +110,7 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
             "key": group["key"], "initializer": group["initializer"], "params": group["params"],
             "activation": group["activation"] or spec_activation, "depth": group["depth"] or spec_depth,
             "label": _label(group["initializer"], group["params"], group["activation"], group["depth"],
-                            group["bias_variance"]),
+                            group["bias_variance"]), "cell": cell,
             "formula": REGISTRY[group["initializer"]].formula if group["initializer"] in REGISTRY else "",
             "run_ids": [run["id"] for run in group["runs"]], "seeds": [run["seed"] for run in group["runs"]],
             "curves": Curves(epochs=shown, **{m: _band(per_metric[m], shown) for m in METRICS}),
@@ -113,7 +123,7 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
                     run_id=run["id"], group=group["key"], seed=run["seed"], status=run["status"],
                     diverged=verdict["diverged"], epochs=[row["epoch"] for row in rows],
                     **{m: [row[m] for row in rows] for m in METRICS}))
-    leader = mark_leader(tables)
+    leaders = mark_leaders(tables, [group["cell"] for group in groups])
     statistics, stats = None, [None] * len(groups)
     if with_stats:
         found = study_statistics(paired, spec.model.activation, baseline, threshold)
@@ -125,7 +135,7 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
     return StudySummaryView(
         study_id=study_id, name=header["name"], status=study_status(dict(counts)), created_at=header["created_at"],
         planned_epochs=spec.planned_epochs, seeds=list(spec.seeds),
-        groups=[Group(**g, table=GroupTable(**t, leader=i == leader), stats=s)
+        groups=[Group(**g, table=GroupTable(**t, leader=i in leaders), stats=s)
                 for i, (g, t, s) in enumerate(zip(groups, tables, stats))],
         runs=series_out if with_runs else None, downsampled=len(shown) < len(all_epochs), statistics=statistics,
     )

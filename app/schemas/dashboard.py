@@ -19,7 +19,7 @@ Value = float | None
 
 class MeanStd(Numbers):
     mean: Value
-    std: Value
+    std: Value = Field(description="sample standard deviation (ddof=1), as in the statistics; null below 2 values")
     n: int
 
 
@@ -47,13 +47,18 @@ class GroupTable(BaseModel):
     runs: int
     succeeded: int
     active: int
-    diverged: int = Field(description="runs whose loss or val_loss became NaN or infinite")
+    diverged: int = Field(description="runs whose loss or val_loss became NaN or infinite (their finite values stay "
+                                      "in the means, as in the statistics; NaN and ±Infinity never do)")
+    undiverged: int = Field(description="runs with a finite final validation accuracy that never diverged: a group "
+                                        "without one cannot lead")
     final_val_accuracy: MeanStd
     best_val_accuracy: MeanStd
     best_epoch: MeanStd
     final_val_loss: MeanStd
     seconds_per_epoch: MeanStd
-    leader: bool = Field(description="highest mean final validation accuracy of the study")
+    leader: bool = Field(description="highest mean final validation accuracy of its grid cell (of the study without a "
+                                     "grid); no group leads a cell whose best mean is tied, or comes only from "
+                                     "diverged runs")
 
 
 class MeanCI(Numbers):
@@ -110,6 +115,12 @@ class ThresholdEpochs(Numbers):
 class GroupStatistics(BaseModel):
     """Seed-paired statistics of one initializer, over its finished runs (see StudyStatistics.diverged_rule)."""
 
+    cell: str | None = Field(default=None, description="the grid cell compared within, e.g. 'tanh · 3 layers' "
+                                                       "(null: the study has no grid)")
+    baseline: str | None = Field(default=None, description="key of the group the differences are against: its "
+                                                           "cell's baseline")
+    choice: str | None = Field(default=None, description="the initializer key without the cell (id and parameters): "
+                                                         "what ?baseline= names, in every cell")
     rank: int | None = Field(description="tier by final validation accuracy (StudyStatistics.ranking_rule): 1 + the "
                                          "number of initializers in better tiers; null without a finished run")
     tied_with: list[str] = Field(description="keys of the initializers sharing this rank: not distinguishable from "
@@ -125,8 +136,20 @@ class GroupStatistics(BaseModel):
     epochs_to_threshold: ThresholdEpochs
 
 
+class CellStatistics(BaseModel):
+    """One grid cell's comparison: same activation, depth and σ_b², so a seed pair differs only in initial weights."""
+
+    cell: str | None = Field(description="e.g. 'tanh · 3 layers'; null: the study has no grid (one cell)")
+    baseline: str | None = Field(description="key of this cell's group the cell's differences are against")
+    baseline_reason: str
+    default_baseline: str = Field(description="he_normal for the ReLU family, glorot_uniform otherwise (the cell's "
+                                              "activation)")
+    ranking: list[str] = Field(description="this cell's group keys by rank, then mean, best first")
+
+
 class StudyStatistics(BaseModel):
-    baseline: str | None = Field(description="key of the initializer the differences are against")
+    baseline: str | None = Field(description="key of the initializer the differences are against (in a grid "
+                                             "study the first cell's; each cell has its own: cells)")
     baseline_reason: str
     requested_baseline: str | None
     default_baseline: str = Field(description="he_normal for the ReLU family, glorot_uniform otherwise")
@@ -136,7 +159,9 @@ class StudyStatistics(BaseModel):
     ranking_rule: str = Field(description="how ranks and ties are decided, in one sentence")
     diverged_rule: str
     ranking: list[str] = Field(description="group keys by rank, then mean, best first (groups without a finished "
-                                           "run left out)")
+                                           "run left out); in a grid study cell by cell, ranks being per cell")
+    cells: list[CellStatistics] = Field(default_factory=list, description="the comparisons, one per grid cell (one "
+                                        "for a study without a grid): differences, tiers and ranks never cross cells")
 
 
 class Group(BaseModel):
@@ -147,6 +172,8 @@ class Group(BaseModel):
     params: dict[str, ParamValue]
     activation: str | None = Field(default=None, description="the group's activation (a grid study's cell, else the model's)")
     depth: int | None = Field(default=None, description="the group's number of hidden layers")
+    cell: str | None = Field(default=None, description="a grid study's cell, e.g. 'tanh · 3 layers' (null: no grid); "
+                                                       "leaders and statistics are per cell")
     label: str
     formula: str
     run_ids: list[int]

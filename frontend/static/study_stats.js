@@ -1,7 +1,9 @@
 // "Are the differences real?": per initializer, the mean final validation accuracy with its 95 %
 // t interval over seeds, the seed-paired difference against a baseline with the paired t-test's
 // verdict, p-value and interval, the seeds a difference of that size would need (80 % power),
-// epochs to a chosen validation accuracy, and the ranking in tiers (ties shown as ties).
+// epochs to a chosen validation accuracy, and the ranking in tiers (ties shown as ties). In a grid
+// study every comparison stays inside its cell (same activation, depth, σ_b²): a heading row per cell
+// names that cell's baseline, and the baseline control picks an initializer, used in every cell.
 // A section renderer of the study page (study.js owns the refresh cycle): ``reload()`` asks for
 // the numbers (GET /api/studies/{id}/summary without curves, with this section's baseline and
 // threshold), so changing those controls refetches only this section.
@@ -144,13 +146,28 @@ function rankCell(stats, labels) {
   return el("td", { class: "num", title: tie }, String(stats.rank), tie ? el("span", { class: "stat-tie", text: " (tie)" }) : null);
 }
 
+/** The label without its grid cell: the baseline control names an initializer, the same in every cell. */
+const choiceLabel = (group) => (group.cell && group.label.endsWith(` · ${group.cell}`)
+  ? group.label.slice(0, -` · ${group.cell}`.length) : group.label);
+
+/** One option per initializer choice (its key without the cell is what ?baseline= names). */
 function syncBaselineOptions(groups, chosen) {
-  const keys = groups.map((g) => g.key).join("\n");
+  const choices = new Map();
+  for (const g of groups) if (!choices.has(g.stats.choice ?? g.key)) choices.set(g.stats.choice ?? g.key, choiceLabel(g));
+  const keys = [...choices.keys()].join("\n");
   if (keys !== state.keys) {
     state.keys = keys;
-    parts.baseline.replaceChildren(...groups.map((g) => el("option", { value: g.key, text: g.label })));
+    parts.baseline.replaceChildren(...[...choices].map(([value, text]) => el("option", { value, text })));
   }
-  if (chosen !== null) parts.baseline.value = chosen;
+  const group = groups.find((g) => g.key === chosen);
+  if (group) parts.baseline.value = group.stats.choice ?? group.key;
+}
+
+/** A grid cell's heading row: what its rows are compared within, and against which baseline. */
+function cellRow(cell, labels) {
+  const against = cell.baseline === null ? "no baseline" : `against ${labels.get(cell.baseline) ?? cell.baseline} (${cell.baseline_reason})`;
+  return el("tr", { class: "stat-cell-row", "data-cell": cell.cell },
+    el("th", { scope: "colgroup", colspan: "8", text: `${cell.cell}: ${against}` }));
 }
 
 function render(view) {
@@ -160,23 +177,39 @@ function render(view) {
   const labels = new Map(view.groups.map((g) => [g.key, g.label]));
   const colours = colourMap(view.groups.map((g) => g.key)); // the same colours as every chart of the page
   const baselineLabel = labels.get(info.baseline) ?? info.baseline ?? "–";
-  syncBaselineOptions(view.groups, info.baseline);
-  parts.summary.textContent = `Differences are against ${baselineLabel} (${info.baseline_reason}), seed by seed: `
-    + "the same seed means the same data order and dropout, so only the initial weights differ.";
+  const grid = (info.cells ?? []).some((cell) => cell.cell !== null);
+  syncBaselineOptions(groups, info.baseline);
+  parts.summary.textContent = grid
+    ? "Differences are within each grid cell (same activation, depth and σ_b²), against that cell's baseline "
+      + "(named above its rows), seed by seed: the same seed in the same cell means the same network, data order and "
+      + "dropout, so only the initial weights differ. Ranks, too, are per cell."
+    : `Differences are against ${baselineLabel} (${info.baseline_reason}), seed by seed: `
+      + "the same seed means the same data order and dropout, so only the initial weights differ.";
   parts.table.tHead.replaceChildren(headRow(info.threshold));
-  const place = new Map(info.ranking.map((key, i) => [key, i])); // tiers, then mean, as the API orders them
+  const place = new Map(info.ranking.map((key, i) => [key, i])); // cell by cell, tiers, then mean, as the API orders them
   const order = [...groups].sort((a, b) => (place.get(a.key) ?? Infinity) - (place.get(b.key) ?? Infinity));
-  parts.table.tBodies[0].replaceChildren(...order.map((group) => el("tr", {
-    "data-group": group.key, "data-verdict": group.stats.difference.final_val_accuracy.verdict,
-    class: group.key === info.baseline ? "stat-baseline-row" : "",
-  },
-  rankCell(group.stats, labels),
-  el("td", { title: group.formula || "" },
-    el("span", { class: "swatch", style: `background:${colours.get(group.key)}`, "aria-hidden": "true" }), group.label),
-  accuracyCell(group.stats.final_val_accuracy, group.stats.best_val_accuracy),
-  ...differenceCells(group.stats.difference.final_val_accuracy, baselineLabel),
-  seedsCell(group.stats.difference.final_val_accuracy),
-  thresholdCell(group.stats.epochs_to_threshold), runsCell(group.stats))));
+  const cells = new Map((info.cells ?? []).map((cell) => [cell.cell, cell]));
+  const rows = [];
+  let cell;
+  for (const group of order) {
+    const baseline = group.stats.baseline ?? info.baseline;
+    if (grid && group.stats.cell !== cell) {
+      cell = group.stats.cell;
+      if (cells.has(cell)) rows.push(cellRow(cells.get(cell), labels));
+    }
+    rows.push(el("tr", {
+      "data-group": group.key, "data-verdict": group.stats.difference.final_val_accuracy.verdict,
+      class: group.key === baseline ? "stat-baseline-row" : "",
+    },
+    rankCell(group.stats, labels),
+    el("td", { title: group.formula || "" },
+      el("span", { class: "swatch", style: `background:${colours.get(group.key)}`, "aria-hidden": "true" }), group.label),
+    accuracyCell(group.stats.final_val_accuracy, group.stats.best_val_accuracy),
+    ...differenceCells(group.stats.difference.final_val_accuracy, labels.get(baseline) ?? baseline ?? "–"),
+    seedsCell(group.stats.difference.final_val_accuracy),
+    thresholdCell(group.stats.epochs_to_threshold), runsCell(group.stats)));
+  }
+  parts.table.tBodies[0].replaceChildren(...rows);
   const active = groups.reduce((sum, g) => sum + g.stats.active, 0);
   parts.status.textContent = active ? `${active} run(s) still training: each is counted once it finishes; this table updates by itself.` : "";
   parts.method.replaceChildren(

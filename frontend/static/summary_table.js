@@ -1,5 +1,6 @@
-// The verdict: one row per initializer (mean ± std over seeds), sortable by any column, and a
-// sentence that says who leads. Diverged runs (NaN/∞ loss) are flagged, never hidden.
+// The verdict: one row per initializer (mean ± sample std over seeds), sortable by any column, and a
+// sentence that says who leads (per grid cell; nobody when every run diverged or the best means tie).
+// Diverged runs (NaN/∞ loss) are flagged, never hidden; their finite accuracies stay in the means.
 import { el, formatMeanStd } from "./common.js";
 
 const COLUMNS = [
@@ -67,19 +68,53 @@ export function renderSummary(table, view, colours) {
       : el("td", { class: "num", text: formatMeanStd(group.table[c.key], { percent: c.percent, digits: c.digits ?? 4 }) }))))));
 }
 
-/** "He uniform leads: 97.8 % ± 0.1 final validation accuracy over 3 seeds. Last: Zeros, 11.4 %." */
+/** The label without its grid cell ("He normal · tanh · 3 layers" in cell "tanh · 3 layers": "He normal"). */
+const shortLabel = (group) => (group.cell && group.label.endsWith(` · ${group.cell}`)
+  ? group.label.slice(0, -` · ${group.cell}`.length) : group.label);
+
+/** One cell's verdict: who leads (the server's ``table.leader``), or why no one does. */
+function cellSentence(cell, scored) {
+  const sorted = [...scored].sort((a, b) => b.table.final_val_accuracy.mean - a.table.final_val_accuracy.mean);
+  const where = cell ? `${cell}: ` : "";
+  const best = sorted.find((g) => g.table.leader);
+  if (best) {
+    const stat = best.table.final_val_accuracy;
+    let text = `${where}${shortLabel(best)} leads: ${formatMeanStd(stat, { percent: true })} final validation accuracy`
+      + (stat.n > 1 ? ` over ${stat.n} seeds` : "") + ".";
+    if (sorted.length > 1) {
+      const worst = sorted.at(-1);
+      text += ` Last: ${shortLabel(worst)}, ${formatMeanStd(worst.table.final_val_accuracy, { percent: true })}.`;
+    }
+    return text;
+  }
+  const top = sorted[0].table.final_val_accuracy;
+  if (scored.every((g) => !g.table.undiverged)) {
+    return `${where}No initializer leads: every run diverged (NaN/∞ loss); the accuracies shown are where the `
+      + `diverged networks ended (${formatMeanStd(top, { percent: true })} at best).`;
+  }
+  const tied = sorted.filter((g) => Math.abs(g.table.final_val_accuracy.mean - top.mean) <= 1e-9);
+  if (tied.length > 1) {
+    return `${where}No initializer leads: ${tied.map(shortLabel).join(", ")} have the same mean final validation `
+      + `accuracy (${formatMeanStd(top, { percent: true })}).`;
+  }
+  return `${where}No initializer leads: the highest mean (${shortLabel(sorted[0])}, ${formatMeanStd(top, { percent: true })}) `
+    + "comes only from diverged runs.";
+}
+
+/**
+ * "He uniform leads: 97.8 % ± 0.1 final validation accuracy over 3 seeds. Last: Zeros, 11.4 %."; in a grid study
+ * one such sentence per cell (a lead across cells would compare different networks).
+ */
 export function verdictSentence(view) {
   const scored = view.groups.filter((g) => g.table.final_val_accuracy.mean !== null);
   if (!scored.length) return "No epoch has finished yet: the verdict appears after the first one.";
-  const sorted = [...scored].sort((a, b) => b.table.final_val_accuracy.mean - a.table.final_val_accuracy.mean);
-  const best = sorted[0];
-  const stat = best.table.final_val_accuracy;
-  let text = `${best.label} leads: ${formatMeanStd(stat, { percent: true })} final validation accuracy`
-    + (stat.n > 1 ? ` over ${stat.n} seeds` : "") + ".";
-  if (sorted.length > 1) {
-    const worst = sorted.at(-1);
-    text += ` Last: ${worst.label}, ${formatMeanStd(worst.table.final_val_accuracy, { percent: true })}.`;
+  const cells = new Map();
+  for (const group of scored) {
+    const cell = group.cell ?? "";
+    if (!cells.has(cell)) cells.set(cell, []);
+    cells.get(cell).push(group);
   }
+  let text = [...cells].map(([cell, groups]) => cellSentence(cell, groups)).join(" ");
   const diverged = view.groups.filter((g) => g.table.diverged);
   if (diverged.length) text += ` Diverged (NaN/∞ loss): ${diverged.map((g) => `${g.label} (${g.table.diverged})`).join(", ")}.`;
   if (view.groups.some((g) => g.table.active)) text += " Runs are still training, so this may change.";

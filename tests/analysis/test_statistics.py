@@ -194,3 +194,46 @@ def test_study_statistics_count_finished_results_only_and_keep_nan_out():
     # A run that diverged but was recorded as failed (before the diverged status existed) still counts.
     assert st.counts_as_result("failed", True) and not st.counts_as_result("failed", False)
     assert not st.counts_as_result("running", True) and not st.counts_as_result("cancelled", False)
+
+
+def test_grid_comparisons_stay_within_each_cell():
+    """A seed pair means "only the initial weights differ" only within one grid cell (same activation, depth)."""
+    level = {"relu|d1": 0.95, "tanh|d3": 0.30}
+    gain = {0: 0.081, 1: 0.079, 2: 0.080}
+    groups = []
+    for cell, activation in (("relu|d1", "relu"), ("tanh|d3", "tanh")):
+        for init in ("he_normal", "custom", "glorot_uniform"):
+            extra = (lambda s: gain[s]) if init == "custom" else (lambda s: 0.001 * s if init == "glorot_uniform" else 0.0)
+            groups.append({"key": f"{init}|{cell}", "initializer": init, "choice": init, "cell": cell,
+                           "activation": activation,
+                           "runs": [_run(s, [level[cell] + 0.01 * s + extra(s)]) for s in (0, 1, 2)]})
+    found = st.study_statistics(groups, "relu", None, 90)
+    assert [(c["cell"], c["baseline"], c["default_baseline"]) for c in found["cells"]] == [
+        ("relu|d1", "he_normal|relu|d1", "he_normal"), ("tanh|d3", "glorot_uniform|tanh|d3", "glorot_uniform")]
+    by_key = {g["key"]: g for g in found["groups"]}
+    for key, group in by_key.items():
+        assert group["cell"] == key.split("|", 1)[1] and group["baseline"].split("|", 1)[1] == group["cell"]
+        assert all(other.split("|", 1)[1] == group["cell"] for other in group["tied_with"])
+    # custom · tanh · 3 layers is compared with Glorot · tanh · 3 layers (+8 points minus Glorot's 0.1 per seed),
+    # never with He · relu · 1 layer (-57 points).
+    diff = by_key["custom|tanh|d3"]["difference"]["final_val_accuracy"]
+    assert diff["mean"] == pytest.approx(np.mean([gain[s] - 0.001 * s for s in (0, 1, 2)]))
+    assert by_key["custom|relu|d1"]["difference"]["final_val_accuracy"]["mean"] == pytest.approx(0.08)
+    # Ranks are per cell: custom leads both cells; the ranking lists the cells in order.
+    assert by_key["custom|relu|d1"]["rank"] == by_key["custom|tanh|d3"]["rank"] == 1
+    assert [k.split("|", 1)[1] for k in found["ranking"]] == ["relu|d1"] * 3 + ["tanh|d3"] * 3
+    assert found["baseline"] == "he_normal|relu|d1"
+    # A requested baseline names the initializer choice: each cell takes its own group of it.
+    asked = st.study_statistics(groups, "relu", "custom", 90)
+    assert [c["baseline"] for c in asked["cells"]] == ["custom|relu|d1", "custom|tanh|d3"]
+    assert {c["baseline_reason"] for c in asked["cells"]} == {"requested"}
+
+
+def test_a_study_without_cells_is_one_cell():
+    groups = [{"key": k, "initializer": k, "runs": [_run(s, [0.8 + 0.01 * s + d]) for s in (0, 1, 2)]}
+              for k, d in (("he_normal", 0.0), ("zeros", -0.7))]
+    found = st.study_statistics(groups, "relu", None, 90)
+    assert found["baseline"] == "he_normal" and found["ranking"] == ["he_normal", "zeros"]
+    assert found["cells"] == [{"cell": None, "baseline": "he_normal", "baseline_reason": "default for relu: he_normal",
+                               "default_baseline": "he_normal", "ranking": ["he_normal", "zeros"]}]
+    assert [g["baseline"] for g in found["groups"]] == ["he_normal", "he_normal"]

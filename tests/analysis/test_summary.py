@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from app.analysis.progress import eta_seconds, fraction_done
 from app.analysis.summary import (
-    aggregate, group_verdict, initializer_key, mark_leader, mean_std, pick_epochs, run_verdict,
+    aggregate, group_verdict, initializer_key, mark_leader, mark_leaders, mean_std, pick_epochs, run_verdict,
 )
 
 
@@ -19,8 +20,19 @@ def _rows(val_accuracy, val_loss=None, seconds=2.0):
 
 
 def test_mean_std_leave_out_non_finite_values():
-    assert mean_std([1.0, 3.0, math.nan, math.inf, None]) == {"mean": 2.0, "std": 1.0, "n": 2}
+    assert mean_std([1.0, 3.0, math.nan, math.inf, None]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2)), "n": 2}
     assert mean_std([]) == {"mean": None, "std": None, "n": 0}
+
+
+def test_mean_std_is_the_sample_std_of_the_statistics():
+    """One definition for one quantity: the table's ± is the std the t intervals use (ddof=1)."""
+    from app.analysis.statistics import mean_ci
+
+    values = [0.40, 0.46, 0.53, math.nan]
+    assert mean_std(values)["std"] == pytest.approx(float(np.std([0.40, 0.46, 0.53], ddof=1)))
+    assert mean_std(values)["std"] == pytest.approx(mean_ci(values)["std"])
+    assert mean_std([0.5]) == {"mean": 0.5, "std": None, "n": 1}, "one run has no spread"
+    assert mean_std([0.098] * 3) == {"mean": 0.098, "std": 0.0, "n": 3}, "equal values are their own mean, exactly"
 
 
 def test_aggregate_per_epoch_over_the_runs_that_reached_it():
@@ -29,7 +41,7 @@ def test_aggregate_per_epoch_over_the_runs_that_reached_it():
     assert out["mean"] == [pytest.approx(0.4), 0.7, 0.9]
     assert out["min"] == [0.3, 0.7, 0.9] and out["max"] == [0.5, 0.7, 0.9]
     assert out["n"] == [2, 1, 1]
-    assert out["std"][0] == pytest.approx(0.1)
+    assert out["std"][0] == pytest.approx(math.sqrt(2) * 0.1) and out["std"][1] is None
     assert aggregate([{}], [1])["mean"] == [None]
 
 
@@ -51,13 +63,49 @@ def test_run_verdict_final_best_and_divergence():
 
 def test_group_verdict_and_leader():
     he = group_verdict([run_verdict(_rows([0.9, 0.95])), run_verdict(_rows([0.9, 0.97]))], ["succeeded", "succeeded"])
-    assert he["final_val_accuracy"]["mean"] == pytest.approx(0.96) and he["final_val_accuracy"]["std"] == pytest.approx(0.01)
+    assert he["final_val_accuracy"]["mean"] == pytest.approx(0.96)
+    assert he["final_val_accuracy"]["std"] == pytest.approx(math.sqrt(2) * 0.01)
     assert he["runs"] == 2 and he["succeeded"] == 2 and he["diverged"] == 0
     zeros = group_verdict([run_verdict(_rows([0.11], val_loss=[math.nan])), run_verdict([])], ["failed", "queued"])
     assert zeros["diverged"] == 1 and zeros["active"] == 1 and zeros["final_val_loss"]["n"] == 0
     assert mark_leader([zeros, he]) == 1
     empty = group_verdict([run_verdict([])], ["queued"])
     assert mark_leader([empty]) is None
+
+
+def _diverged_at_chance():
+    return run_verdict(_rows([0.3, 0.098], val_loss=[0.5, math.nan]))
+
+
+def test_all_diverged_groups_have_no_leader_and_keep_their_chance_accuracy_in_the_mean():
+    groups = [group_verdict([_diverged_at_chance()] * 3, ["diverged"] * 3) for _ in range(3)]
+    for group in groups:
+        assert group["diverged"] == 3 and group["undiverged"] == 0
+        assert group["final_val_accuracy"] == {"mean": 0.098, "std": 0.0, "n": 3}  # the stated rule: they count
+    assert mark_leader(groups) is None and mark_leaders(groups) == set()
+    # A diverged status counts even where no NaN was recorded.
+    assert group_verdict([run_verdict(_rows([0.098]))], ["diverged"])["diverged"] == 1
+
+
+def test_no_leader_from_diverged_runs_alone_or_between_equal_means():
+    ok = group_verdict([run_verdict(_rows([0.098])), run_verdict(_rows([0.098]))], ["succeeded"] * 2)
+    tied = group_verdict([run_verdict(_rows([0.098])), run_verdict(_rows([0.098]))], ["succeeded"] * 2)
+    assert mark_leader([ok, tied]) is None, "equal means cannot be told apart"
+    high = group_verdict([run_verdict(_rows([0.6], val_loss=[math.nan]))], ["diverged"])
+    assert mark_leader([ok, high]) is None, "the best mean comes only from a diverged run"
+    mixed = group_verdict([run_verdict(_rows([0.6], val_loss=[math.nan])), run_verdict(_rows([0.7]))],
+                          ["diverged", "succeeded"])
+    assert mixed["undiverged"] == 1 and mark_leader([ok, mixed]) == 1
+
+
+def test_leaders_are_per_grid_cell():
+    def group(final):
+        return group_verdict([run_verdict(_rows([final]))], ["succeeded"])
+
+    tables = [group(0.9), group(0.8), group(0.3), group(0.5)]
+    assert mark_leader(tables) == 0
+    assert mark_leaders(tables, ["relu", "relu", "tanh", "tanh"]) == {0, 3}
+    assert mark_leaders(tables) == {0}
 
 
 def test_initializer_key_separates_parameters():
