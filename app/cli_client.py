@@ -302,6 +302,26 @@ def export(
     err.print(f"wrote {target} ({size / 1024:.1f} kB)", highlight=False)
 
 
+def delete(
+    study: int = typer.Argument(..., min=1, help="study id"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask first"),
+    url: str | None = UrlOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Delete a study with its runs and everything recorded for them (DELETE /api/studies/{id});
+    one still training must be cancelled first."""
+    if not yes and not typer.confirm(f"Delete study {study} and everything recorded for it?"):
+        raise _fail("nothing deleted")
+    try:
+        Client(url, token).open("DELETE", f"/api/studies/{study}").close()
+    except ApiError as exc:
+        raise _fail(exc.message()) from None
+    except Unreachable as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"deleted study {study}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(submit)
     app.command()(export)
+    app.command()(delete)

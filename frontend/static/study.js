@@ -95,6 +95,7 @@ function renderHeader() {
   badge.className = `badge status-${study.status}`;
   $("cancel-study").hidden = !runs.some((run) => ACTIVE_STATUSES.has(run.status));
   $("retry-study").hidden = !runs.some((run) => run.status === "failed" || run.status === "cancelled");
+  $("delete-study").hidden = runs.some((run) => ACTIVE_STATUSES.has(run.status));  // the API refuses it then (409)
   const running = runs.filter((run) => ACTIVE_STATUSES.has(run.status));
   $("overall-progress").hidden = !running.length;
   if (running.length) {
@@ -218,6 +219,16 @@ $("cancel-study").addEventListener("click", async () => {
   if (!window.confirm("Cancel every queued or running run of this study?")) return;
   try { await fetchJSON(`/api/studies/${studyId}/cancel`, { method: "POST" }); } catch (err) { state.notice = `Could not cancel: ${err.message}.`; }
   await refreshData();
+});
+$("delete-study").addEventListener("click", async () => {
+  if (!window.confirm("Delete this study, its runs and everything recorded for them? This cannot be undone.")) return;
+  try {
+    await fetchJSON(`/api/studies/${studyId}`, { method: "DELETE" });
+    window.location.assign("/");
+  } catch (err) {
+    state.notice = `Could not delete: ${err.message}.`;
+    await refreshData();
+  }
 });
 $("retry-study").addEventListener("click", async () => {
   const failed = mergedRuns().filter((run) => run.status === "failed" || run.status === "cancelled");

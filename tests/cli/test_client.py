@@ -97,6 +97,15 @@ def test_submit_waits_prints_the_table_and_export_downloads(server, tmp_path):
     missing = _cli(["export", "99999"], env)
     assert missing.returncode == 1 and "study 99999 not found" in missing.stderr
 
+    kept = subprocess.run([*processes.INITLAB, "delete", str(study_id)], input="n\n", cwd=processes.ROOT,
+                          env=processes.child_env(env), capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 1 and _get(base, f"/api/studies/{study_id}")["id"] == study_id
+    deleted = _cli(["delete", str(study_id), "--yes"], env)
+    assert deleted.returncode == 0 and f"deleted study {study_id}" in deleted.stderr, deleted.stderr
+    assert study_id not in [study["id"] for study in _get(base, "/api/studies")]
+    gone = _cli(["delete", str(study_id), "-y"], env)
+    assert gone.returncode == 1 and f"study {study_id} not found" in gone.stderr
+
 
 def test_refusals_are_said_plainly(server, tmp_path):
     env, base = server
