@@ -331,7 +331,7 @@ def _redacted(url: str) -> str:
     return url
 
 
-from app.cli_client import register  # noqa: E402  (`initlab submit` and `initlab export`)
+from app.cli_client import register  # noqa: E402  (`initlab submit`, `export` and `delete`)
 register(cli)
 
 

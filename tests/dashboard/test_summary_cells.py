@@ -50,10 +50,10 @@ def _final(run) -> float:
 
 
 def _cli_text(view: dict) -> str:
-    """What `initlab submit --wait` prints for this summary (app/cli_client.py)."""
+    """What `initlab submit --wait` prints for this summary (app/cli_summary.py)."""
     from rich.console import Console
 
-    from app.cli_client import summary_table
+    from app.cli_summary import summary_table
 
     console = Console(record=True, width=240)
     console.print(summary_table(view))
