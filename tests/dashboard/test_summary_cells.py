@@ -7,13 +7,11 @@ app/dashboard/summary.py, the same function the API serves.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from app.dashboard.summary import study_summary
-from app.storage import runs as run_store
+from support.factories import record_run
 
 SEEDS = (0, 1, 2)
 # Per cell a level far from the others, so a cross-cell pair would be a large "difference".
@@ -31,17 +29,6 @@ def _create(**spec):
     return studies.create_study(StudyCreate(
         dataset={"name": "mnist", "train_samples": 100, "validation_samples": 50},
         seeds=list(SEEDS), **spec))[0]
-
-
-def _record(run, accuracies, status="succeeded", nan_loss_from=None):
-    from app.storage import records
-
-    run_store.claim_run(run.id, worker_host="test")
-    for epoch, accuracy in enumerate(accuracies, start=1):
-        loss = math.nan if nan_loss_from is not None and epoch >= nan_loss_from else 1.0 / epoch
-        records.record_epoch(run.id, epoch, {"loss": loss, "accuracy": accuracy, "val_loss": loss,
-                                             "val_accuracy": accuracy, "seconds": 1.0})
-    run_store.finish_run(run.id, status, **({"diverged_epoch": nan_loss_from} if status == "diverged" else {}))
 
 
 def _final(run) -> float:
@@ -64,7 +51,7 @@ def _grid_study() -> int:
     study = _create(name="grid", model={"hidden_units": [16], "activation": "relu"}, training={"epochs": 2},
                     initializers=["lsuv", "glorot_uniform", "he_normal"], activations=["relu", "tanh"], depths=[1, 3])
     for run in study.runs:
-        _record(run, [_final(run) - 0.05, _final(run)])
+        record_run(run, [_final(run) - 0.05, _final(run)])
     return study.id
 
 
@@ -124,7 +111,7 @@ def test_a_study_without_grid_is_one_cell_with_its_old_answer(sqlite_app):
     study = _create(name="plain", model={"hidden_units": [16], "activation": "relu"}, training={"epochs": 1},
                     initializers=["he_normal", "glorot_uniform"])
     for run in study.runs:
-        _record(run, [0.8 + SEED_EFFECT[run.seed] + (GAIN[run.seed] if run.initializer == "glorot_uniform" else 0.0)])
+        record_run(run, [0.8 + SEED_EFFECT[run.seed] + (GAIN[run.seed] if run.initializer == "glorot_uniform" else 0.0)])
     view = study_summary(study.id, with_runs=False).model_dump()
     info = view["statistics"]
     assert info["baseline"] == "he_normal" and info["baseline_reason"] == "default for relu: he_normal"
@@ -141,7 +128,7 @@ def test_all_diverged_study_has_no_leader_and_its_means_keep_the_chance_accuracy
                     training={"epochs": 3, "optimizer": "sgd", "learning_rate": 10.0},
                     initializers=["he_normal", "glorot_uniform", "lsuv"])
     for run in study.runs:
-        _record(run, [0.35, 0.098, 0.098], status="diverged", nan_loss_from=2)
+        record_run(run, [0.35, 0.098, 0.098], status="diverged", nan_from=2)
     view = study_summary(study.id, with_runs=False).model_dump()
     for group in view["groups"]:
         table = group["table"]
@@ -165,9 +152,9 @@ def test_a_diverged_group_cannot_lead_and_a_tie_has_no_leader(sqlite_app):
                     initializers=["he_normal", "zeros", "glorot_uniform"])
     for run in study.runs:
         if run.initializer == "he_normal":  # diverged high: 0.6 before its loss went NaN, then stopped
-            _record(run, [0.5, 0.6], status="diverged", nan_loss_from=2)
+            record_run(run, [0.5, 0.6], status="diverged", nan_from=2)
         else:  # zeros and glorot: both at chance, a tie
-            _record(run, [0.098, 0.098])
+            record_run(run, [0.098, 0.098])
     view = study_summary(study.id, with_runs=False).model_dump()
     assert not any(g["table"]["leader"] for g in view["groups"])
 
@@ -177,7 +164,7 @@ def test_table_std_is_the_statistics_sample_std(sqlite_app):
                     initializers=["he_normal"])
     finals = {0: 0.40, 1: 0.46, 2: 0.53}
     for run in study.runs:
-        _record(run, [finals[run.seed]])
+        record_run(run, [finals[run.seed]])
     group = study_summary(study.id, with_runs=False).model_dump()["groups"][0]
     expected = np.std(list(finals.values()), ddof=1)
     assert group["table"]["final_val_accuracy"]["std"] == pytest.approx(expected)

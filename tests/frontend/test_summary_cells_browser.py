@@ -5,11 +5,9 @@ cell), and a study whose runs all diverged names no leader and says why.
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from app.storage import runs as run_store  # noqa: E402
+from support.factories import record_run
 
 pytestmark = pytest.mark.browser
 
@@ -28,24 +26,13 @@ def _create(name: str, **spec):
         training={"epochs": 2, **spec.pop("training", {})}, seeds=list(SEEDS), **spec))[0]
 
 
-def _record(run, accuracies, status="succeeded", nan_from=None):
-    from app.storage import records
-
-    run_store.claim_run(run.id, worker_host="test")
-    for epoch, accuracy in enumerate(accuracies, start=1):
-        loss = math.nan if nan_from is not None and epoch >= nan_from else 1.0 / epoch
-        records.record_epoch(run.id, epoch, {"loss": loss, "accuracy": accuracy, "val_loss": loss,
-                                             "val_accuracy": accuracy, "seconds": 1.0})
-    run_store.finish_run(run.id, status, **({"diverged_epoch": nan_from} if status == "diverged" else {}))
-
-
 def test_grid_study_statistics_are_per_cell(live_server, page):
     study = _create("grid: per cell", model={"hidden_units": [16], "activation": "relu"},
                     initializers=["he_normal", "glorot_uniform", {"id": "random_normal", "params": {"stddev": 0.05}}],
                     activations=["relu", "tanh"])
     for run in study.runs:
         final = LEVEL[run.activation] + 0.01 * run.seed + (GAIN[run.seed] if run.initializer == "random_normal" else 0.0)
-        _record(run, [final - 0.1, final])
+        record_run(run, [final - 0.1, final])
     page.goto(f"{live_server}/studies/{study.id}")
     page.wait_for_function("() => !document.getElementById('stats-section').hidden", timeout=20000)
     cells = page.eval_on_selector_all("#stats-table tr.stat-cell-row", "rows => rows.map(r => r.innerText)")
@@ -81,7 +68,7 @@ def test_all_diverged_study_names_no_leader(live_server, page):
                     training={"epochs": 3, "optimizer": "sgd", "learning_rate": 10.0},
                     initializers=["he_normal", "glorot_uniform"])
     for run in study.runs:
-        _record(run, [0.3, 0.098, 0.098], status="diverged", nan_from=2)
+        record_run(run, [0.3, 0.098, 0.098], status="diverged", nan_from=2)
     page.goto(f"{live_server}/studies/{study.id}")
     page.wait_for_function(READY, timeout=20000)
     verdict = page.locator("#verdict-text").inner_text()

@@ -81,3 +81,16 @@ def training_study() -> tuple[int, int]:
     run_store.claim_run(run_id, worker_host="test")
     records.record_layers(run_id, 0, layer_rows(np.random.default_rng(0), 0.05, 0))
     return study.id, run_id
+
+
+def record_run(run, accuracies, status: str = "succeeded", nan_from: int | None = None) -> None:
+    """One run claimed, its epochs' metrics written (accuracy as given, loss 1/epoch, NaN from
+    ``nan_from`` on) and finished with ``status``: a run's results without training it."""
+    from app.storage import records
+
+    run_store.claim_run(run.id, worker_host="test")
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        loss = math.nan if nan_from is not None and epoch >= nan_from else 1.0 / epoch
+        records.record_epoch(run.id, epoch, {"loss": loss, "accuracy": accuracy, "val_loss": loss,
+                                             "val_accuracy": accuracy, "seconds": 1.0})
+    run_store.finish_run(run.id, status, **({"diverged_epoch": nan_from} if status == "diverged" else {}))
