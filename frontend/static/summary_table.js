@@ -10,7 +10,9 @@ const COLUMNS = [
   { key: "best_val_accuracy", text: "Best val. accuracy", num: true, percent: true },
   { key: "best_epoch", text: "Epoch of best", num: true, digits: 1 },
   { key: "final_val_loss", text: "Final val. loss", num: true, low: true },
-  { key: "seconds_per_epoch", text: "s / epoch", num: true, digits: 2, low: true },
+  { key: "seconds_per_epoch", text: "s / epoch", num: true, digits: 2, low: true,
+    title: "Wall time of an epoch of the group the run trained in: runs fused into one model share it, "
+      + "so it measures the group's size and the machine, not the initializer" },
   { key: "diverged", text: "Diverged", num: true, value: (g) => g.table.diverged, cell: divergedCell },
 ];
 
@@ -42,7 +44,7 @@ export function renderSummary(table, view, colours) {
   const state = table.sortState ?? (table.sortState = { key: null, descending: true });
   const head = table.tHead;
   if (!head.rows.length) {
-    head.append(el("tr", {}, ...COLUMNS.map((column) => el("th", { scope: "col", class: column.num ? "num" : "", "data-key": column.key },
+    head.append(el("tr", {}, ...COLUMNS.map((column) => el("th", { scope: "col", class: column.num ? "num" : "", "data-key": column.key, title: column.title },
       el("button", { type: "button", class: "sort", text: column.text,
                      onclick: () => { state.descending = state.key === column.key ? !state.descending : !column.low;
                                       state.key = column.key; renderSummary(table, table.lastView, table.lastColours); } })))));

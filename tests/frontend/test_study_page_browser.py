@@ -63,6 +63,8 @@ def test_finished_study_draws_every_chart(live_server, finished_study, page, art
     rows = page.locator("#summary-table tbody tr")
     assert rows.count() == 2 and "leads" in rows.nth(0).inner_text()
     assert "1 of 2" in page.locator("#summary-table tr[data-group=glorot_uniform] td.diverged").inner_text()
+    # Fused runs share their group's epoch time: the heading says so.
+    assert "runs fused into one model share it" in page.locator("#summary-table th[data-key=seconds_per_epoch]").get_attribute("title")
     page.get_by_role("button", name="Final val. loss").click()  # lowest first
     assert page.locator("#summary-table th[data-key=final_val_loss]").get_attribute("aria-sort") == "ascending"
     assert page.locator("#summary-table tbody tr").nth(0).get_attribute("data-group") == "he_normal"
