@@ -100,8 +100,9 @@ def _run_histograms(run_id: int, study_id: int, layer: str, kind: str, bins: int
         above=[round(b["above"], 2) for b in binned], nonfinite=[row["nonfinite"] for row in rows])
 
 
-def run_percentiles(run_id: int, study_id: int, layer: str, kind: str) -> RunPercentiles:
-    """TensorBoard's nine percentiles of one run's layer at every epoch (kept until the study's data change)."""
+def run_percentiles(run_id: int, study_id: int, layer: str, kind: str) -> RunPercentiles | None:
+    """TensorBoard's nine percentiles of one run's layer at every epoch (kept until the study's data change);
+    None when no run of the study recorded such a layer, as run_histograms (the route's 404)."""
     return MEMO.answer(study_id, "run percentiles", (run_id, layer, kind),
                        lambda: _run_percentiles(run_id, study_id, layer, kind))
 
@@ -111,11 +112,14 @@ def _percentiles(row: dict[str, Any]):
                             row["min"], row["max"])
 
 
-def _run_percentiles(run_id: int, study_id: int, layer: str, kind: str) -> RunPercentiles:
+def _run_percentiles(run_id: int, study_id: int, layer: str, kind: str) -> RunPercentiles | None:
     epochs, values, nonfinite = [], [], []
     approximate = False
-    run = _run_of(study_id, run_id)
-    rows, found_all = ([], []) if run is None else RUN_ROWS.derived(
+    study_runs = views.study_runs(study_id)
+    run = _run_of(study_id, run_id, study_runs)
+    if run is None or layer not in CACHE.ranges(study_runs, kind, False):
+        return None
+    rows, found_all = RUN_ROWS.derived(
         run, kind, layer, ("percentiles",), lambda new: [_percentiles(row) for row in new])
     for row, found in zip(rows, found_all):
         epochs.append(row["epoch"])

@@ -110,6 +110,7 @@ def test_one_run_over_epochs_heatmap_and_percentiles(app_with_study):
     assert spread[-1] > spread[0], "He's kernel widens with training in this fixture"
     assert client.get("/api/runs/999/percentiles?layer=dense_0").status_code == 404
     assert client.get("/api/runs/1/histograms?layer=nope").status_code == 404
+    assert client.get("/api/runs/1/percentiles?layer=nope").status_code == 404  # as the histograms say
 
 
 def test_compare_two_studies(app_with_study):

@@ -96,7 +96,8 @@ def run_histograms(run_id: RunId, layer: Layer, kind: Kind = "kernel", bins: Bin
 @router.get("/runs/{run_id}/percentiles", response_model=RunPercentiles, responses=NOT_FOUND)
 def run_percentiles(run_id: RunId, layer: Layer, kind: Kind = "kernel") -> Response:
     """TensorBoard's distribution bands: min, 7, 16, 31, 50, 69, 84, 93 %, max at every epoch."""
-    return as_json(histograms.run_percentiles(run_id, study_of_run(run_id), layer, kind))
+    study_id = study_of_run(run_id)
+    return as_json(found(histograms.run_percentiles(run_id, study_id, layer, kind), f"layer {layer!r}"))
 
 
 @router.get("/compare", response_model=CompareView, responses=NOT_FOUND)
