@@ -39,10 +39,12 @@ fused, alone = MemorySink(), MemorySink()
 train_group(runs, fused, data=data)
 for run in runs:
     train_group([run], alone, data=data)
-gradient = lambda sink, run_id: [r["l2"] for r in sink.layers[run_id][2] if r["kind"] == "gradient"]
+gradient = lambda sink, run_id, epoch=2: [r["l2"] for r in sink.layers[run_id][epoch] if r["kind"] == "gradient"]
 print(json.dumps({str(run.run_id): {"fused": fused.epochs[run.run_id], "alone": alone.epochs[run.run_id],
                                     "fused_gradients": gradient(fused, run.run_id),
-                                    "alone_gradients": gradient(alone, run.run_id)} for run in runs}))
+                                    "alone_gradients": gradient(alone, run.run_id),
+                                    "fused_gradients_at_init": gradient(fused, run.run_id, 0),
+                                    "alone_gradients_at_init": gradient(alone, run.run_id, 0)} for run in runs}))
 """
 
 

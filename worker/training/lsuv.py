@@ -29,6 +29,7 @@ from app.domain.registry import LSUV_BATCH as BATCH_SIZE, LSUV_ITERATIONS as MAX
 from app.domain.spec import RunSetup
 from worker.training.layers import stacked
 from worker.training.model import weighted_layers
+from worker.training.run_layers import batch_statistics
 
 _STREAM = 0x15_0F  # keeps the LSUV batch apart from the gradient probe's (probe.probe_indices)
 _FLAT = 1e-12  # a layer whose pre-activations do not vary (dead inputs) cannot be rescaled to 1
@@ -69,7 +70,9 @@ def _rescale(model, feed, layers: list, chosen: list[np.ndarray]) -> list[np.nda
             final.append(np.full(move.shape, np.nan))
             continue
         # The layers before this one are final now, so the layer's input is measured once.
-        layer_input = keras.Model(inputs, layer.input)(feed, training=False)
+        # BatchNorm before it normalizes on this batch, as in training (run_layers.batch_statistics).
+        with batch_statistics():
+            layer_input = keras.Model(inputs, layer.input)(feed, training=False)
         done = ~move
         for _ in range(MAX_ITERATIONS):
             variance = _variances(layer, layer_input)

@@ -8,7 +8,9 @@ unit diagnostics of app/domain/units.py are computed.
 Keras 3 has no backend-neutral gradient API, so this is the one place that branches on
 the backend. The probe runs with ``training=False``: dropout off gives the gradient the
 initialization itself produces, and it keeps the dropout layers' seed generators
-untouched, so recording a run never changes how that run trains.
+untouched, so recording a run never changes how that run trains. Inside
+``batch_statistics`` BatchNorm still normalizes with the probe batch's own statistics, as in
+the training step whose gradient the probe stands for, and leaves its moving statistics alone.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from worker.training.layers import loss, stacked
 from worker.training.model import weighted_layers
+from worker.training.run_layers import batch_statistics
 
 PROBE_BATCH_SIZE = 256
 
@@ -40,8 +43,9 @@ def output_model(model, layers):
 
 
 def layer_outputs(taps, x) -> list[np.ndarray]:
-    """Each tapped layer's output on ``x`` with dropout off (it never touches a seed stream)."""
-    outputs = taps(x, training=False)
+    """Each tapped layer's output on ``x`` with dropout off (it never touches a seed stream), BatchNorm on the batch's statistics."""
+    with batch_statistics():
+        outputs = taps(x, training=False)
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
     # A layer inside a CNN's convolution stack gives a list of runs' tensors (run_layers.py): stacked here.
@@ -75,7 +79,7 @@ def _tensorflow_gradients(model, x, y) -> list[np.ndarray]:
     kernels = [layer.kernel for layer in weighted_layers(model)]
     x = tf.convert_to_tensor(x)
     y = tf.convert_to_tensor(y)
-    with tf.GradientTape() as tape:
+    with tf.GradientTape() as tape, batch_statistics():
         loss = _mean_loss(y, model(x, training=False))
     return [np.asarray(grad) for grad in tape.gradient(loss, kernels)]
 
@@ -94,5 +98,6 @@ def _jax_gradients(model, x, y) -> list[np.ndarray]:
         )
         return _mean_loss(y, logits)
 
-    grads = jax.grad(loss_of)([variable.value for variable in trainable])
+    with batch_statistics():  # read while jax traces loss_of
+        grads = jax.grad(loss_of)([variable.value for variable in trainable])
     return [np.asarray(grads[index]) for index in kernel_positions]

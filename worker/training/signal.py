@@ -47,7 +47,7 @@ from worker.training.layers import loss, rows_variable, stacked
 from worker.training.lsuv import rescale_group
 from worker.training.model import build_network
 from worker.training.probe import PROBE_BATCH_SIZE, activation_name, probe_indices
-from worker.training.run_layers import RunNormalization
+from worker.training.run_layers import batch_statistics
 
 
 @dataclass
@@ -129,11 +129,10 @@ def _forward(model, taps: list, rows, offsets: list | None = None):
     The model's own graph is run node by node (``Functional._run_through_graph``, what
     ``keras.Model.__call__`` does), with three changes: at a tap the pre-activation is kept
     and ``offsets[position]`` added to it (a weighted layer that applies its own activation is
-    split into ``affine`` and ``activation``); dropout is off, as in the recorder's probe; and
-    normalization layers use the probe batch's statistics, as every training step does (at
-    initialization BatchNorm's moving statistics are 0 and 1, so inference mode would show an
-    identity where training normalizes). It runs in a ``StatelessScope``, which throws away
-    the moving statistics those calls update.
+    split into ``affine`` and ``activation``); dropout is off and normalization layers use the
+    probe batch's statistics, as in the recorder's probe (``batch_statistics``: at initialization
+    BatchNorm's moving statistics are 0 and 1, so inference mode would show an identity where
+    training normalizes). It runs in a ``StatelessScope``: nothing it computes is kept.
     """
     position = {id(tap): number for number, tap in enumerate(taps)}
     pre, post = [None] * len(taps), [None] * len(taps)
@@ -143,7 +142,7 @@ def _forward(model, taps: list, rows, offsets: list | None = None):
             number = position.get(id(operation))
             if number is None:
                 if isinstance(operation, keras.layers.Layer):
-                    kwargs["training"] = isinstance(operation, RunNormalization)
+                    kwargs["training"] = False
                 return operation(*args, **kwargs)
             affine = getattr(operation, "affine", None)  # StackedDense, StackedConv: the activation is inside
             # Inside a CNN's convolution stack the runs flow as a list (run_layers.py): measured
@@ -158,7 +157,7 @@ def _forward(model, taps: list, rows, offsets: list | None = None):
 
         return call
 
-    with keras.StatelessScope():
+    with keras.StatelessScope(), batch_statistics():
         logits = model._run_through_graph([keras.ops.convert_to_tensor(rows)], operation_fn)
     return logits, pre, post
 

@@ -22,7 +22,12 @@ def test_a_fused_cnn_with_batchnorm_and_a_residual_block_equals_its_lone_runs_on
         for fused, alone in zip(item["fused"], item["alone"]):
             for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
                 assert_close(fused[name], alone[name], 1e-4)
-        # conv_0, conv_1, conv_2, proj_1, dense_0, output
+        # conv_0, conv_1, conv_2, proj_1, dense_0, output. On the same weights (at init) the probe's
+        # gradients agree to rounding; after two epochs the weights are ~1e-6 apart (XLA orders a fused
+        # step's sums its own way), and a gradient through BatchNorm's batch statistics (the probe
+        # normalizes on its batch, as a training step does) grows that to 1.9e-4 in one layer (measured).
         assert len(item["fused_gradients"]) == len(item["alone_gradients"]) == 6
+        for fused, alone in zip(item["fused_gradients_at_init"], item["alone_gradients_at_init"]):
+            assert_close(fused, alone, 1e-6)
         for fused, alone in zip(item["fused_gradients"], item["alone_gradients"]):
-            assert_close(fused, alone, 1e-4)
+            assert_close(fused, alone, 1e-3)
