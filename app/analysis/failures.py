@@ -29,6 +29,8 @@ DEAD_SHARE = 0.5          # a layer is tagged when more than half of its ReLU un
 SATURATED_SHARE = 0.5     # ... or more than half of its tanh/sigmoid outputs sit near a bound
 VANISHING_RATIO = 1e-3    # ‖g_first‖ / ‖g_last‖ below this
 EXPLODING_RATIO = 1e3     # ... or above this
+CHANCE = 0.1              # ten classes
+CHANCE_MARGIN = 0.02      # a finished run whose accuracies stay this close to chance learnt nothing
 
 TAGS: dict[str, tuple[str, str]] = {
     "diverged": ("diverged", "the training or validation loss became NaN or infinite"),
@@ -41,6 +43,8 @@ TAGS: dict[str, tuple[str, str]] = {
                                                    "the output layer's"),
     "symmetric": ("symmetry never broken", "every unit of a layer has the same incoming weights and bias, at "
                                            "initialization and still at the latest epoch"),
+    "no_learning": ("learnt nothing", f"the run finished with its training and validation accuracy within "
+                                      f"{CHANCE_MARGIN * 100:g} points of chance ({CHANCE:.0%})"),
 }
 ACTIVE = ("queued", "running")
 
@@ -133,6 +137,23 @@ def gradient_evidence(moments: dict[int, list[dict[str, Any]]]) -> dict[str, lis
     return found
 
 
+def chance_evidence(run: dict[str, Any], metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A finished run whose last epoch sits at chance, training and validation alike.
+
+    The other tags explain why a run fails; this one says that it did, whatever the cause: huge
+    gradients in every layer (a uniform [0, 1] init, whose ratio of first to last is unremarkable)
+    leave no other trace. A network that learnt nothing answers one class, so its accuracy is that
+    class's share (10-11.35 %); a diverged run is tagged as such instead."""
+    if run["status"] != "succeeded" or not metrics:
+        return []
+    last = metrics[-1]
+    accuracies = [last.get("accuracy"), last.get("val_accuracy")]
+    if not all(is_finite(value) and abs(value - CHANCE) <= CHANCE_MARGIN for value in accuracies):
+        return []
+    return [_evidence(last["epoch"], None, last["val_accuracy"],
+                      f"accuracy {accuracies[0]:.1%}, val_accuracy {accuracies[1]:.1%} at epoch {last['epoch']}")]
+
+
 def run_tags(run: dict[str, Any], diagnostics: list[dict[str, Any]], gradients: list[dict[str, Any]],
              losses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every failure tag of one run, in the order of TAGS, each with its evidence."""
@@ -143,6 +164,7 @@ def run_tags(run: dict[str, Any], diagnostics: list[dict[str, Any]], gradients: 
         "saturated": _share_evidence(units, "saturated_fraction", SATURATED_SHARE, "of outputs saturated"),
         **gradient_evidence(_by_epoch(gradients)),
         "symmetric": symmetry_evidence(units),
+        "no_learning": chance_evidence(run, losses),
     }
     return [{"tag": tag, "label": TAGS[tag][0], "evidence": evidence[tag]} for tag in TAGS if evidence[tag]]
 

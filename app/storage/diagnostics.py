@@ -76,7 +76,8 @@ def failure_inputs(study_id: int) -> dict[str, Any] | None:
 
     runs: id, initializer, params, seed, status, diverged_epoch; diagnostics and gradients
     (layer_stats kind "gradient", its L2 norm) at epoch 0 and the latest epoch; losses: every
-    recorded epoch's loss and val_loss (a run that trains on after diverging is still running).
+    recorded epoch's loss, val_loss, accuracy and val_accuracy (a run that trains on after diverging is still
+    running).
     """
     with session_scope() as session:
         spec = session.scalar(select(Study.spec).where(Study.id == study_id))
@@ -96,7 +97,8 @@ def failure_inputs(study_id: int) -> dict[str, Any] | None:
             where=(LayerStat.kind == "gradient",),
         )
         losses = session.execute(
-            select(EpochMetric.run_id, EpochMetric.epoch, EpochMetric.loss, EpochMetric.val_loss)
+            select(EpochMetric.run_id, EpochMetric.epoch, EpochMetric.loss, EpochMetric.val_loss,
+                   EpochMetric.accuracy, EpochMetric.val_accuracy)
             .join(Run, Run.id == EpochMetric.run_id).where(Run.study_id == study_id)
             .order_by(EpochMetric.run_id, EpochMetric.epoch)
         )

@@ -49,7 +49,8 @@ def stored(configs: list[RunSetup], sink: MemorySink, outcomes: dict, activation
                 if row["kind"] == "gradient":
                     gradients.append({"run_id": run.run_id, "epoch": epoch, "layer": row["layer"],
                                       "layer_index": row["index"], "l2": row["l2"]})
-        losses += [{"run_id": run.run_id, "epoch": row["epoch"], "loss": row["loss"], "val_loss": row["val_loss"]}
+        losses += [{"run_id": run.run_id, "epoch": row["epoch"],
+                    **{name: row[name] for name in ("loss", "val_loss", "accuracy", "val_accuracy")}}
                    for row in sink.epochs.get(run.run_id, [])]
     return {"spec": {"model": {"activation": activation}}, "runs": runs, "diagnostics": diagnostics,
             "gradients": gradients, "losses": losses}
@@ -89,6 +90,9 @@ def test_zeros_is_symmetric_dead_and_gets_no_gradient(view):
     assert sorted((item["epoch"], item["layer"]) for item in tags["dead_relu"]) == [
         (0, "dense_0"), (0, "dense_1"), (2, "dense_0"), (2, "dense_1")]
     assert all(item["value"] == 1.0 for item in tags["dead_relu"])
+    # Its outputs ignore the input: it answers one class, so it ends at chance.
+    (stuck,) = tags["no_learning"]
+    assert stuck["epoch"] == 2 and abs(stuck["value"] - 0.1) <= 0.02 and "val_accuracy" in stuck["detail"]
 
 
 def test_ones_is_symmetric_and_its_first_layer_hears_almost_nothing(view):
@@ -171,3 +175,15 @@ def test_dead_share_is_strictly_more_than_half():
     assert run_tags({"id": 1, "status": "succeeded"}, rows, [], []) == []
     rows[0]["dead_fraction"] = 0.75
     assert [tag["tag"] for tag in run_tags({"id": 1, "status": "succeeded"}, rows, [], [])] == ["dead_relu"]
+
+
+def test_a_finished_run_at_chance_learnt_nothing():
+    def tags(status, accuracy, val_accuracy):
+        metrics = [{"epoch": 1, "loss": 2.3, "val_loss": 2.3, "accuracy": 0.3, "val_accuracy": 0.3},
+                   {"epoch": 2, "loss": 2.3, "val_loss": 2.3, "accuracy": accuracy, "val_accuracy": val_accuracy}]
+        return [tag["tag"] for tag in run_tags({"id": 1, "status": status, "diverged_epoch": None}, [], [], metrics)]
+
+    assert tags("succeeded", 0.1135, 0.098) == ["no_learning"]  # MNIST's largest class, and below chance
+    assert tags("succeeded", 0.125, 0.10) == []  # training accuracy above the margin: it learns something
+    assert tags("succeeded", 0.10, 0.13) == []
+    assert tags("running", 0.10, 0.10) == []  # only a finished run is judged

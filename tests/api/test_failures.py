@@ -47,7 +47,7 @@ def test_zeros_and_ones_are_tagged_and_he_is_not(client):
     assert cells["zeros"]["shares"]["symmetric"] == 1.0 and cells["he_normal"]["shares"]["symmetric"] == 0.0
     assert cells["he_normal"]["runs"] == 1 and cells["he_normal"]["pending"] == 0
     assert [tag["tag"] for tag in view["tags"]] == ["diverged", "dead_relu", "saturated", "vanishing_gradients",
-                                                   "exploding_gradients", "symmetric"]
+                                                   "exploding_gradients", "symmetric", "no_learning"]
     assert view["active"] is False
 
 
