@@ -195,6 +195,8 @@ def test_a_grid_study_has_one_run_per_activation_depth_initializer_and_seed(sqli
     ({"activations": ["relu", "relu"]}, "activations", "distinct"),
     ({"activations": ["swish"]}, "activations.0", "Input should be"),
     ({"activations": []}, "activations", "at least 1"),
+    ({"depths": [1, 2], "model": {"hidden_units": [16, 16, 16], "residual": True}}, "depths",
+     "depth 1 would have no residual block"),
 ])
 def test_bad_grids_get_a_422_naming_the_field(sqlite_app, change, field, words):
     response = sqlite_app.post("/api/studies", json={"initializers": ["he_normal"], **change})
