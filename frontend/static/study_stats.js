@@ -10,6 +10,7 @@
 import { colourMap, el, fetchJSON } from "./common.js";
 
 const section = document.getElementById("stats-section");
+const caveat = document.getElementById("verdict-caveat"); // under the verdict sentence, which reads the table alone
 const body = document.getElementById("stats-body");
 let studyId = null;
 const DEFAULT_THRESHOLD = 90;
@@ -170,6 +171,28 @@ function cellRow(cell, labels) {
     el("th", { scope: "colgroup", colspan: "8", text: `${cell.cell}: ${against}` }));
 }
 
+/**
+ * What the seed-paired test says of each lead the verdict sentence names (the highest mean of its cell):
+ * where it cannot tell the leader from others, the lead is a mean, not a finding.
+ */
+function leadCaveat(groups, labels) {
+  const notes = [];
+  const byKey = new Map(groups.map((group) => [group.key, group]));
+  for (const group of groups) {
+    if (!group.table.leader) continue;
+    const where = group.cell ? `${group.cell}: ` : "";
+    const others = group.stats.tied_with.map((key) => (byKey.has(key) ? choiceLabel(byKey.get(key)) : labels.get(key) ?? key));
+    if (group.stats.rank === null || group.stats.used < 2) {
+      notes.push(`${where}${choiceLabel(group)} has the highest mean, but too few of its seeds have finished for the `
+        + "seed-paired test to say whether it leads.");
+    } else if (others.length) {
+      notes.push(`${where ? `${where}the` : "The"} seed-paired test cannot tell ${choiceLabel(group)} from `
+        + `${others.join(", ")} (same tier, below): its lead is the highest mean, not a significant difference.`);
+    }
+  }
+  return notes.join(" ");
+}
+
 function render(view) {
   const info = view.statistics;
   const groups = view.groups.filter((g) => g.stats);
@@ -217,6 +240,7 @@ function render(view) {
     el("span", { class: "stat-ranking-rule", text: info.ranking_rule }), " ",
     el("span", { text: `Which runs count: ${info.diverged_rule}` }));
   section.hidden = !groups.some((g) => g.stats.used > 0); // shown once any run has finished
+  if (caveat) caveat.textContent = section.hidden ? "" : leadCaveat(groups, labels);
   state.renders += 1;
   section.dataset.renders = String(state.renders);
 }

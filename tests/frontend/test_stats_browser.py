@@ -77,6 +77,11 @@ def test_stats_section_shows_t_test_tiers_seeds_needed_and_refetches(live_server
     assert glorot.locator("td").nth(0).inner_text() == "1 (tie)"
     assert page.locator("#stats-table tr[data-group='he_normal'] td").nth(0).inner_text() == "1 (tie)"
     assert page.locator("#stats-table tr[data-group='zeros'] td").nth(0).inner_text() == "3"
+    # The verdict sentence names Glorot as leading (the highest mean); under it, what the test says of that lead.
+    assert "Glorot (Xavier) uniform leads" in page.locator("#verdict-text").inner_text()
+    assert page.locator("#verdict-caveat").inner_text() == (
+        "The seed-paired test cannot tell Glorot (Xavier) uniform from He normal (same tier, below): its lead is "
+        "the highest mean, not a significant difference.")
     he_final = page.locator("#stats-table tr[data-group='he_normal'] td").nth(2).inner_text()
     mean, ci_low, ci_high = (float(x) for x in re.findall(r"\d+\.\d+", he_final))
     # 92, 95, 98 %: t(2) = 4.30 standard errors, so the interval reaches past 98 and is cut at 100 %.
