@@ -31,10 +31,14 @@ export function readForm(form, catalog) {
     return changed ? { id, params } : id;
   });
   const weights = optionalNumbers($("f-weight-variances")?.value ?? "");
+  const biases = optionalNumbers($("f-bias-variances")?.value ?? "");
   const sweep = weights ? {
-    weight_variances: weights, bias_variances: optionalNumbers($("f-bias-variances").value),
+    weight_variances: weights, bias_variances: biases,
     scaled_initializer: { distribution: $("f-scaled-distribution").value, mode: "fan_in" },
   } : {};
+  // Bias variances alone are sent too, so the server's 422 ("applies only with weight_variances")
+  // marks that field instead of the study quietly becoming a plain one.
+  const stray = !weights && biases ? { bias_variances: biases } : {};
   return {
     name: $("f-name").value.trim() || "untitled study",
     dataset: {
@@ -55,7 +59,7 @@ export function readForm(form, catalog) {
       batch_size: numberOrNull($("f-batch")),
       epochs: numberOrNull($("f-epochs")),
     },
-    ...(weights ? sweep : { initializers }),
+    ...(weights ? sweep : { initializers, ...stray }),
     bias_initializer: $("f-bias").value || "zeros",
     seeds: parseList($("f-seeds").value),
     activations: optionalList($("f-activations").value),

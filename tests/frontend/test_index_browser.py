@@ -58,6 +58,13 @@ def test_form_checks_before_sending_and_shows_server_errors(live_server, page, a
     expect(page.locator("#err-initializers")).to_contain_text("minval")
     expect(page.locator("#form-error")).to_contain_text("server rejected")
     page.get_by_label("minval of Random uniform").fill("-0.05")
+    # Bias variances without weight variances are no sweep: the server says so at that field.
+    page.get_by_label("Bias variances σ_b²").fill("0.05")
+    with page.expect_response(lambda r: r.url.endswith("/api/studies") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Create study").click()
+    assert answer.value.status == 422
+    expect(page.locator("#err-bias_variances")).to_contain_text("applies only with weight_variances")
+    page.get_by_label("Bias variances σ_b²").fill("")
     page.get_by_role("button", name="Create study").click()
     page.wait_for_url(re.compile(r"/studies/\d+$"), timeout=15000)
     errors = [e for e in page.watch.errors if "422" not in e]  # the browser's own log line for the refused POST
