@@ -225,7 +225,7 @@ updateCompareButton();
 loadStudies();
 Promise.all([loadDatasets(), loadInitializers(), loadPresets(),
              fetchJSON("/api/limits").then((limits) => { choices.limits = limits; })]).then(() => {
-  form.dataset.ready = "true";
+  form.setAttribute("data-ready", "true"); // not form.dataset: the form has a control named "dataset"
 }).catch((err) => {
   formError.textContent = `Could not load the form's choices: ${err.message}. Reload the page to try again.`;
   formError.hidden = false;

@@ -265,7 +265,7 @@ async function start() {
   $("preset-batchnorm").addEventListener("click", () => { fill(BATCHNORM); probe(); });
   $("s-family").addEventListener("change", showFamily);
   form.addEventListener("submit", probe);
-  form.dataset.ready = "true";
+  form.setAttribute("data-ready", "true"); // not form.dataset: the form has a control named "dataset"
 }
 
 start();

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 def _open_form(page, live_server):
     page.goto(f"{live_server}/")
-    page.wait_for_function("() => document.getElementById('study-form').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('study-form').getAttribute('data-ready') === 'true'")
 
 
 def test_form_checks_before_sending_and_shows_server_errors(live_server, page, artifacts):

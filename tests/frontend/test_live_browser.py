@@ -27,7 +27,7 @@ def test_form_preset_to_live_study_with_cancel_and_retry(live_server, page, arti
     from app.storage import records, studies
 
     page.goto(f"{live_server}/")
-    page.wait_for_function("() => document.getElementById('study-form').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('study-form').getAttribute('data-ready') === 'true'")
     page.get_by_role("button", name="seed 001: MNIST, Dense 128-64 ReLU, four initializers").click()
     assert page.get_by_label("Data set").input_value() == "mnist"
     assert page.get_by_label("Hidden layer widths").input_value() == "128,64"

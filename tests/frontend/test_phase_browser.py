@@ -98,7 +98,7 @@ def test_the_edge_of_chaos_preset_goes_from_the_form_to_a_sweep(live_server, pag
     from app.storage import studies
 
     page.goto(f"{live_server}/")
-    page.wait_for_function("() => document.getElementById('study-form').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('study-form').getAttribute('data-ready') === 'true'")
     page.locator("button[data-preset='edge-of-chaos']").click()
     assert "= 144 run(s)" in page.locator("#run-count").inner_text()  # 9 σ_w² × 8 depths × 2 seeds
     page.get_by_role("button", name="Create study").click()

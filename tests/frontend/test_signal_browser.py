@@ -46,7 +46,7 @@ def server(data_dir, request, tmp_path_factory):
 
 def _open(page, server):
     page.goto(f"{server}{PAGE}")
-    page.wait_for_function("() => document.getElementById('signal-form').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('signal-form').getAttribute('data-ready') === 'true'")
 
 
 def _figure(page, chart: str) -> dict:

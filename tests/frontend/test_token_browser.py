@@ -114,7 +114,7 @@ def test_create_is_refused_until_the_dialog_gets_the_right_token(serve, page, ar
     page.on("response", lambda r: posts.append((r.status, r.request.headers.get("authorization")))
             if r.request.method == "POST" else None)
     page.goto(f"{base}/")
-    page.wait_for_function("() => document.getElementById('study-form').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('study-form').getAttribute('data-ready') === 'true'")
     assert not _dialog(page).is_visible(), "reads are public: nothing asked yet"
     assert page.locator("#forget-token").is_hidden()
 
