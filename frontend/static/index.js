@@ -2,6 +2,7 @@
 // something trains) and the form that creates a study (presets, checks before sending).
 import { ACTIVE_STATUSES, badge, el, fetchJSON, formatCounts, formatTime, refreshMs } from "./common.js";
 import { validateStudy } from "./form_rules.js";
+import { initializerItem } from "./initializer_picker.js";
 import { clearErrors, fillForm, readForm, showErrors } from "./study_form.js";
 
 const $ = (id) => document.getElementById(id);
@@ -80,51 +81,9 @@ async function loadDatasets() {
   describe();
 }
 
-/** One parameter's control, from its rule in the catalog: a list for words, a number box otherwise. */
-function paramControl(init, name, value) {
-  const rule = init.rules?.[name] ?? { type: "number" };
-  const attrs = { id: `param-${init.id}-${name}`, "data-param": name, "aria-label": `${name} of ${init.name}` };
-  if (rule.type === "string" && Array.isArray(rule.enum)) {
-    return el("select", { ...attrs, "data-default": String(value) },
-      ...rule.enum.map((option) => el("option", { value: option, text: option, selected: option === value })));
-  }
-  const blank = rule.nullable ? { placeholder: "default", title: "leave blank for the default" } : {};
-  return el("input", { ...attrs, ...blank, type: "number", step: "any", value: value === null ? "" : String(value),
-                       min: rule.exclusiveMinimum ?? rule.minimum, max: rule.maximum });
-}
-
-/** A parameter that applies only with certain values of another (clip σ: a truncated normal) is off otherwise. */
-function applyOnlyWith(item, init) {
-  for (const [name, rule] of Object.entries(init.rules || {})) {
-    const control = item.querySelector(`[data-param="${name}"]`);
-    for (const [other, allowed] of Object.entries(rule.only_with || {})) {
-      const off = !allowed.includes(item.querySelector(`[data-param="${other}"]`)?.value);
-      control.disabled = off;
-      if (off) control.value = "";
-    }
-  }
-}
-
-function initializerItem(init) {
-  const id = `init-${init.id}`;
-  const params = Object.entries(init.params || {}).map(([name, value]) => el("span", { class: "param" },
-    el("label", { for: `param-${init.id}-${name}`, text: name }), paramControl(init, name, value)));
-  const item = el("div", { class: "initializer", "data-initializer": init.id },
-    el("input", { type: "checkbox", id, name: "initializers", value: init.id, "aria-describedby": `${id}-formula` }),
-    el("div", { class: "initializer-text" },
-      el("label", { for: id, text: init.name }),
-      el("code", { id: `${id}-formula`, class: "formula", text: init.formula, title: init.reference || "" }),
-      params.length ? el("span", { class: "params" }, ...params) : null));
-  if (Object.values(init.rules || {}).some((rule) => rule.only_with)) {
-    item.addEventListener("change", () => applyOnlyWith(item, init));
-    applyOnlyWith(item, init);
-  }
-  return item;
-}
-
 async function loadInitializers() {
   choices.initializers = await fetchJSON("/api/initializers");
-  $("initializer-list").replaceChildren(...choices.initializers.map(initializerItem));
+  $("initializer-list").replaceChildren(...choices.initializers.map((init) => initializerItem(init)));
   $("f-bias").replaceChildren(...choices.initializers.filter((i) => !i.kernel_only)
     .map((i) => el("option", { value: i.id, text: i.name, selected: i.id === "zeros" })));
   $("f-output-init").append(...choices.initializers.map((i) => el("option", { value: i.id, text: i.name })));

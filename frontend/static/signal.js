@@ -3,6 +3,7 @@
 // one line per initializer in the colour it has on every other page.
 import { colourMap, el, fetchJSON, finite, initializerKey } from "./common.js";
 import { GRID, baseLayout, draw } from "./charts.js";
+import { chosenInitializers, initializerItem } from "./initializer_picker.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("signal-form");
@@ -24,9 +25,7 @@ function channels() {
   return text.split(/[\s,]+/).filter((piece) => piece !== "").map(Number);
 }
 
-function checkedInitializers() {
-  return [...form.querySelectorAll("#s-initializer-list input[type=checkbox]:checked")].map((box) => box.value);
-}
+let catalog = []; // GET /api/initializers: each entry's parameters and their defaults
 
 function readForm() {
   const depth = Number($("s-depth").value);
@@ -39,7 +38,7 @@ function readForm() {
   if (isCnn()) Object.assign(model, { conv_channels: channels(), pooling: $("s-pooling").value });
   return {
     model,
-    initializers: checkedInitializers(),
+    initializers: chosenInitializers($("s-initializer-list"), catalog),
     dataset: { name: $("s-dataset").value },
     seed: Number($("s-seed").value),
     probe_samples: Number($("s-samples").value),
@@ -255,11 +254,8 @@ async function start() {
     return;
   }
   $("s-dataset").replaceChildren(...datasets.map((set) => el("option", { value: set.id, text: set.name })));
-  $("s-initializer-list").replaceChildren(...initializers.map((entry) => el("div", { class: "initializer", "data-initializer": entry.id },
-    el("input", { type: "checkbox", id: `s-init-${entry.id}`, value: entry.id, "aria-describedby": `s-formula-${entry.id}` }),
-    el("div", { class: "initializer-text" },
-      el("label", { for: `s-init-${entry.id}`, text: entry.name }),
-      el("span", { class: "formula", id: `s-formula-${entry.id}`, text: entry.formula })))));
+  catalog = initializers;
+  $("s-initializer-list").replaceChildren(...initializers.map((entry) => initializerItem(entry, "s-")));
   fill(SEED_002);
   $("preset-seed-002").addEventListener("click", () => { fill(SEED_002); probe(); });
   $("preset-batchnorm").addEventListener("click", () => { fill(BATCHNORM); probe(); });

@@ -1,35 +1,16 @@
 // The new-study form: reading it into the POST /api/studies body, filling it from a preset,
 // and placing errors (the server's 422, or the same checks run before sending) by their fields.
+import { chosenInitializers, numberOrNull } from "./initializer_picker.js";
 
 /** "128, 64" -> [128, 64]; a token that is not an integer is sent as typed so the server names it. */
 export function parseList(text) {
   return String(text).split(/[\s,;]+/).filter(Boolean).map((t) => (/^[+-]?\d+$/.test(t) ? Number(t) : t));
 }
 
-/** A number input: blank -> null, a number -> Number, anything else as typed (the server rejects it). */
-function numberOrNull(input) {
-  const raw = input.value.trim();
-  if (raw === "") return input.validity && input.validity.badInput ? "not a number" : null;
-  const value = Number(raw);
-  return Number.isFinite(value) ? value : raw;
-}
 
 export function readForm(form, catalog) {
   const $ = (id) => form.querySelector(`#${id}`);
-  const chosen = [...form.querySelectorAll(".initializer")].filter((item) => item.querySelector("input[type=checkbox]").checked);
-  const initializers = chosen.map((item) => {
-    const id = item.dataset.initializer;
-    const defaults = catalog.find((c) => c.id === id)?.params ?? {};
-    const params = {};
-    let changed = false;
-    for (const control of item.querySelectorAll("[data-param]")) {
-      // A list holds words (the custom initializer's distribution, mode); a blank box is null (its default).
-      const value = control.tagName === "SELECT" ? control.value : numberOrNull(control);
-      params[control.dataset.param] = value;
-      if (value !== (defaults[control.dataset.param] ?? null)) changed = true;
-    }
-    return changed ? { id, params } : id;
-  });
+  const initializers = chosenInitializers(form, catalog);
   const weights = optionalNumbers($("f-weight-variances")?.value ?? "");
   const biases = optionalNumbers($("f-bias-variances")?.value ?? "");
   const sweep = weights ? {

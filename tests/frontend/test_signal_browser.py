@@ -125,9 +125,12 @@ def test_a_cnn_with_batchnorm_is_probed_from_the_form(server, page, artifacts):
     page.get_by_label("Probe samples", exact=True).fill("64")
     for box in page.locator("#s-initializer-list input[type=checkbox]").all():
         box.set_checked(box.get_attribute("value") in ("he_normal", "delta_orthogonal"))
+    page.locator("#s-param-delta_orthogonal-gain").fill("2")  # parameters as on the new-study form
     with page.expect_response(PROBE_URL, timeout=ANSWER_MS) as answer:
         page.get_by_role("button", name="Probe the untrained network").click()
     assert answer.value.status in ANSWERED, answer.value.text()
+    assert answer.value.request.post_data_json["initializers"] == ["he_normal", {"id": "delta_orthogonal",
+                                                                                "params": {"gain": 2}}]
     assert answer.value.request.post_data_json["model"] == {
         "hidden_units": [16], "activation": "relu", "family": "cnn", "normalization": "batchnorm", "residual": False,
         "conv_channels": [4, 8], "pooling": "max"}
