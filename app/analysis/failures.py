@@ -22,6 +22,7 @@ from collections import defaultdict
 from typing import Any
 
 from app.analysis.summary import initializer_key, is_finite
+from app.domain.datasets import CHANCE_ACCURACY as CHANCE
 from app.domain.registry import label as registry_label
 from app.domain.units import SATURATION_LEVEL
 
@@ -29,7 +30,6 @@ DEAD_SHARE = 0.5          # a layer is tagged when more than half of its ReLU un
 SATURATED_SHARE = 0.5     # ... or more than half of its tanh/sigmoid outputs sit near a bound
 VANISHING_RATIO = 1e-3    # ‖g_first‖ / ‖g_last‖ below this
 EXPLODING_RATIO = 1e3     # ... or above this
-CHANCE = 0.1              # ten classes
 CHANCE_MARGIN = 0.02      # a finished run whose accuracies stay this close to chance learnt nothing
 
 TAGS: dict[str, tuple[str, str]] = {

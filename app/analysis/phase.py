@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from app.domain import meanfield
+from app.domain.datasets import CHANCE_ACCURACY as CHANCE
 
 METRICS = ("accuracy", "val_accuracy", "loss", "val_loss")
 DEFAULT_METRIC = "accuracy"
 CURVE_POINTS = 200
-CHANCE = 0.1  # ten classes: the accuracy of a network that has learnt nothing
 # How far above chance the diagram's best cell must be before any cell counts as trained
 # (measured_edge's docstring says why 10 points).
 TRAINED_MARGIN = 0.1

@@ -129,15 +129,14 @@ def group_verdict(verdicts: Sequence[dict[str, Any]], statuses: Sequence[str]) -
     values stay in the means (module docstring). ``undiverged`` counts the runs that give a
     lead its meaning: a finite final accuracy from a run that never diverged.
     """
-    measured = [(v, status) for v, status in zip(verdicts, statuses) if v["epochs"]]
     broke = [bool(v["diverged"]) or status == "diverged" for v, status in zip(verdicts, statuses)]
+    measured = [(v, diverged) for v, diverged in zip(verdicts, broke) if v["epochs"]]
     return {
         "runs": len(statuses),
         "succeeded": sum(status == "succeeded" for status in statuses),
         "active": sum(status in ("queued", "running") for status in statuses),
         "diverged": sum(broke),
-        "undiverged": sum(is_finite(v["final_val_accuracy"]) and not v["diverged"] and status != "diverged"
-                          for v, status in measured),
+        "undiverged": sum(is_finite(v["final_val_accuracy"]) and not diverged for v, diverged in measured),
         **{name: mean_std(v[name] for v, _ in measured)
            for name in ("final_val_accuracy", "best_val_accuracy", "best_epoch", "final_val_loss", "seconds_per_epoch")},
     }

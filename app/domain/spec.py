@@ -33,7 +33,7 @@ from app.domain.blocks import (  # noqa: F401  (re-exported)
     MAX_SEED, DatasetSpec, ModelSpec, Optimizer, TrainingSpec, architecture_of, field_error as _error, layers_of)
 from app.domain.run_setup import ZEROS, RunSetup
 from app.domain.refs import Initializer, InitializerRef, StrictModel, as_ref, known  # noqa: F401  (re-exported)
-from app.domain.registry import REGISTRY, format_param, resolve_params
+from app.domain.registry import REGISTRY, resolve_params
 
 
 
@@ -63,8 +63,7 @@ class NamesInitializers(StrictModel):
         # default stddev written out draw the same weights, so they would be two identical groups.
         seen: dict[tuple, InitializerRef] = {}
         for ref in refs:
-            drawn = (ref.id, tuple(sorted((name, format_param(value))
-                                          for name, value in resolve_params(ref.id, ref.params).items())))
+            drawn = (ref.id, tuple(sorted(resolve_params(ref.id, ref.params).items())))
             if drawn in seen:
                 raise ValueError(f"each initializer (with its parameters) may be listed once: {seen[drawn].key} "
                                  f"and {ref.key} draw the same weights")

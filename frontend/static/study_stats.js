@@ -8,6 +8,7 @@
 // the numbers (GET /api/studies/{id}/summary without curves, with this section's baseline and
 // threshold), so changing those controls refetches only this section.
 import { colourMap, el, fetchJSON } from "./common.js";
+import { shortLabel } from "./summary_table.js";
 
 const section = document.getElementById("stats-section");
 const caveat = document.getElementById("verdict-caveat"); // under the verdict sentence, which reads the table alone
@@ -147,14 +148,11 @@ function rankCell(stats, labels) {
   return el("td", { class: "num", title: tie }, String(stats.rank), tie ? el("span", { class: "stat-tie", text: " (tie)" }) : null);
 }
 
-/** The label without its grid cell: the baseline control names an initializer, the same in every cell. */
-const choiceLabel = (group) => (group.cell && group.label.endsWith(` · ${group.cell}`)
-  ? group.label.slice(0, -` · ${group.cell}`.length) : group.label);
 
 /** One option per initializer choice (its key without the cell is what ?baseline= names). */
 function syncBaselineOptions(groups, chosen) {
   const choices = new Map();
-  for (const g of groups) if (!choices.has(g.stats.choice ?? g.key)) choices.set(g.stats.choice ?? g.key, choiceLabel(g));
+  for (const g of groups) if (!choices.has(g.stats.choice ?? g.key)) choices.set(g.stats.choice ?? g.key, shortLabel(g));
   const keys = [...choices.keys()].join("\n");
   if (keys !== state.keys) {
     state.keys = keys;
@@ -181,12 +179,12 @@ function leadCaveat(groups, labels) {
   for (const group of groups) {
     if (!group.table.leader) continue;
     const where = group.cell ? `${group.cell}: ` : "";
-    const others = group.stats.tied_with.map((key) => (byKey.has(key) ? choiceLabel(byKey.get(key)) : labels.get(key) ?? key));
+    const others = group.stats.tied_with.map((key) => (byKey.has(key) ? shortLabel(byKey.get(key)) : labels.get(key) ?? key));
     if (group.stats.rank === null || group.stats.used < 2) {
-      notes.push(`${where}${choiceLabel(group)} has the highest mean, but too few of its seeds have finished for the `
+      notes.push(`${where}${shortLabel(group)} has the highest mean, but too few of its seeds have finished for the `
         + "seed-paired test to say whether it leads.");
     } else if (others.length) {
-      notes.push(`${where ? `${where}the` : "The"} seed-paired test cannot tell ${choiceLabel(group)} from `
+      notes.push(`${where ? `${where}the` : "The"} seed-paired test cannot tell ${shortLabel(group)} from `
         + `${others.join(", ")} (same tier, below): its lead is the highest mean, not a significant difference.`);
     }
   }

@@ -71,7 +71,7 @@ export function renderSummary(table, view, colours) {
 }
 
 /** The label without its grid cell ("He normal · tanh · 3 layers" in cell "tanh · 3 layers": "He normal"). */
-const shortLabel = (group) => (group.cell && group.label.endsWith(` · ${group.cell}`)
+export const shortLabel = (group) => (group.cell && group.label.endsWith(` · ${group.cell}`)
   ? group.label.slice(0, -` · ${group.cell}`.length) : group.label);
 
 /** One cell's verdict: who leads (the server's ``table.leader``), or why no one does. */

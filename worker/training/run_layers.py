@@ -135,15 +135,19 @@ _POOLING_FIRST = contextvars.ContextVar("pooling_first", default=False)
 
 
 @contextlib.contextmanager
-def pooling_first() -> Iterator[None]:
-    """Inference that reads only the network's outputs pools first too (the compiled validation
-    step, ``model.GroupNetwork``): whatever is traced inside this block. Everything that reads a
-    convolution's own output (the recorder's taps, the signal probe, LSUV) runs outside it."""
-    token = _POOLING_FIRST.set(True)
+def _switched_on(flag: contextvars.ContextVar) -> Iterator[None]:
+    token = flag.set(True)
     try:
         yield
     finally:
-        _POOLING_FIRST.reset(token)
+        flag.reset(token)
+
+
+def pooling_first() -> contextlib.AbstractContextManager:
+    """Inference that reads only the network's outputs pools first too (the compiled validation
+    step, ``model.GroupNetwork``): whatever is traced inside this block. Everything that reads a
+    convolution's own output (the recorder's taps, the signal probe, LSUV) runs outside it."""
+    return _switched_on(_POOLING_FIRST)
 
 
 def _pooling_first_now(training) -> bool:
@@ -228,19 +232,14 @@ class RunAdd(keras.layers.Layer):
 _BATCH_STATISTICS = contextvars.ContextVar("batch_statistics", default=False)
 
 
-@contextlib.contextmanager
-def batch_statistics() -> Iterator[None]:
+def batch_statistics() -> contextlib.AbstractContextManager:
     """Inference that measures what a training step sees (the recorder's probe, LSUV, the signal
     probe): BatchNorm normalizes with the batch's own statistics, as in training, and leaves its
     moving statistics alone; dropout stays off (``training=False``). At initialization the moving
     statistics are 0 and 1, so plain inference would show BatchNorm as the identity: a uniform
     [0, 1] net's output gradient read 8.7e3 with BatchNorm, its value without, against 0.6 in a
     training step. Read when a layer is called (eagerly, or while a function is traced)."""
-    token = _BATCH_STATISTICS.set(True)
-    try:
-        yield
-    finally:
-        _BATCH_STATISTICS.reset(token)
+    return _switched_on(_BATCH_STATISTICS)
 
 
 class RunNormalization(keras.layers.Layer):
