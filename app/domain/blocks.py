@@ -115,8 +115,6 @@ class ModelSpec(StrictModel):
                     raise field_error(field, "applies only with family cnn", getattr(self, field))
             if not self.hidden_units:
                 raise field_error("hidden_units", "an mlp needs at least one hidden layer", self.hidden_units)
-            if self.residual:
-                _check_residual("hidden_units", len(self.hidden_units))
             return self
         if not self.conv_channels:
             raise field_error("conv_channels", "family cnn needs at least one convolution, e.g. [16, 32]",
@@ -127,10 +125,17 @@ class ModelSpec(StrictModel):
             raise field_error("kernel_size", "must be odd ('same' padding centres the kernel)", self.kernel_size)
         if self.pooling is None:
             self.pooling = "max"
-        if self.residual:
-            _check_residual("conv_channels", len(self.conv_channels))
-        _check_pooling("conv_channels", len(self.conv_channels), self)
         return self
+
+    def check_stack(self) -> None:
+        """The layer counts of the stack as written: checked by the study only where no depths grid replaces
+        the stack (a grid's depths have their own checks), so a grid's base list need not fit these rules."""
+        field, layers = (("hidden_units", len(self.hidden_units)) if self.family == "mlp"
+                         else ("conv_channels", len(self.conv_channels)))
+        if self.residual:
+            _check_residual(f"model.{field}", layers)
+        if self.family == "cnn":
+            _check_pooling(f"model.{field}", layers, self)
 
 
 class TrainingSpec(StrictModel):

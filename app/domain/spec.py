@@ -139,6 +139,8 @@ class StudySpec(NamesInitializers):
     @model_validator(mode="after")
     def _depths_fit_the_model(self) -> "StudySpec":
         model = self.model
+        if not self.depths:
+            model.check_stack()
         if self.depths and model.residual and min(self.depths) < 2:
             raise _error("depths", "with residual, a depth counts the plain first layer and then residual blocks: "
                                    "at least 2 (depth 1 would have no residual block)", min(self.depths))

@@ -103,6 +103,18 @@ def test_grid_depths_are_checked_against_the_family_and_lsuv_takes_every_family(
         StudySpec.model_validate({"model": model, "initializers": ["lsuv"]})
 
 
+def test_a_depths_grid_replaces_the_base_stack_so_its_counts_are_not_checked():
+    """The grid's depths set the stack; the base list only gives the width (QA: [64, 64] with residual was refused)."""
+    grid = StudySpec.model_validate({"model": {"hidden_units": [64, 64], "residual": True},
+                                     "initializers": ["he_normal"], "depths": [2, 3]})
+    assert [len(grid.hidden_units_for(depth)) for depth in (2, 3)] == [3, 5]
+    cnn = StudySpec.model_validate({"model": {"family": "cnn", "conv_channels": [4] * 5}, "initializers": ["he_normal"],
+                                    "depths": [1, 2]})
+    assert cnn.conv_channels_for(2) == [4, 4]
+    where, message = refused({"hidden_units": [64, 64], "residual": True}, depths=[1, 2])
+    assert where == "depths" and "at least 2" in message
+
+
 def test_limits_cover_conv_layers_channels_and_parameters():
     limits = StudyLimits(max_hidden_layers=4, max_hidden_units=256, max_epochs=10, max_runs_per_study=8, max_seeds=3,
                          max_train_samples=1000, max_parameters=150_000, max_conv_layers=2, max_conv_channels=32)
