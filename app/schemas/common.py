@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 # SQLite hands datetimes back without a zone; every stored time is UTC.
@@ -30,8 +30,12 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-# Every free-text field and parameter of a request: a str without control characters.
-PlainText = Annotated[str, AfterValidator(_no_control_characters), Field(json_schema_extra={"pattern": PLAIN_TEXT_PATTERN})]
+def plain_text(min_length: int | None = None, max_length: int | None = None) -> Any:
+    """Every free-text field and parameter of a request: a str without control characters. Its length
+    rule sits on the str itself, before the check, so a 422 counts characters (pydantic counts a
+    constraint placed after a validator in "items")."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
+                     AfterValidator(_no_control_characters), Field(json_schema_extra={"pattern": PLAIN_TEXT_PATTERN})]
 
 
 def plain_json(data: Any, model: str) -> Any:

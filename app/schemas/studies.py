@@ -17,7 +17,7 @@ from app.domain.lifecycle import RunStatus
 from app.domain.limits import StudyLimits, limit_problems
 from app.domain.registry import ParamValue
 from app.domain.spec import StudySpec
-from app.schemas.common import Numbers, PlainText, UtcDatetime, plain_json
+from app.schemas.common import Numbers, UtcDatetime, plain_json, plain_text
 from app.schemas.workers import QueueName
 from app.settings import Settings, get_settings
 
@@ -33,10 +33,14 @@ def limits_error(title: str, problems: list[tuple[str, str]]) -> ValidationError
         loc=tuple(field.split(".")), input=None) for field, message in problems])
 
 
+# A study's name: one line of at most 200 characters.
+StudyName = plain_text(min_length=1, max_length=200)
+
+
 class StudyCreate(StudySpec):
     """A study to train: a StudySpec within this deployment's limits."""
 
-    name: PlainText = Field(default="untitled study", min_length=1, max_length=200)
+    name: StudyName = Field(default="untitled study")
     # Where its runs train: a broker queue, not part of the science (kept out of the stored StudySpec).
     queue: QueueName | None = Field(default=None, description=(
         "the broker queue its runs are sent to (e.g. \"gpu\" for the GPU hosts); null: INITLAB_QUEUE. Checked by "

@@ -233,6 +233,19 @@ def test_the_same_idempotency_key_with_another_study_is_a_422(sqlite_app):
                            headers={"Idempotency-Key": "k-1"}).status_code == 422
 
 
+def test_over_long_text_is_counted_in_characters(sqlite_app):
+    """Each free-text field's 422 counts characters (pydantic said "items" for a rule placed after its check)."""
+    too_long = [
+        ("POST", "/api/studies", {"json": STUDY, "headers": {"Idempotency-Key": "k" * 201}}, "Idempotency-Key", 200),
+        ("POST", "/api/studies", {"json": {**STUDY, "name": "n" * 201}}, "name", 200),
+        ("GET", "/api/studies?name=" + "n" * 201, {}, "name", 200),
+        ("GET", "/api/runs/1/percentiles?layer=" + "l" * 65, {}, "layer", 64),
+    ]
+    for method, path, options, field, limit in too_long:
+        (error,) = sqlite_app.request(method, path, **options).json()["detail"]
+        assert error["field"] == field and error["msg"] == f"String should have at most {limit} characters", error
+
+
 # ---- control characters (issue 11, item 5) ---------------------------------------------------------
 
 @pytest.fixture(params=["sqlite", "postgresql"])

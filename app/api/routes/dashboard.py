@@ -19,7 +19,7 @@ from app.dashboard import form, histograms
 from app.dashboard import summary as data
 from app.domain.layers import TENSOR_KINDS
 from app.domain.registry import REGISTRY
-from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, PlainText
+from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, plain_text
 from app.schemas.dashboard import (
     CompareView, GradientView, HistogramView, Limits, Preset, RunHistograms, RunPercentiles, StudySummaryView,
 )
@@ -54,7 +54,7 @@ Baseline = Annotated[str | None, Query(
                 "e.g. random_normal(stddev=0.01); when the study lacks it: he_normal for the ReLU family, "
                 "glorot_uniform otherwise, else the best ranked"), AfterValidator(_known_baseline)]
 # dense_0 ... dense_{depth-1} or output (app/domain/layers.py); a layer the run lacks is a 404.
-Layer = Annotated[PlainText, Query(max_length=64, description="dense_0, dense_1, ... or output")]
+Layer = Annotated[plain_text(max_length=64), Query(description="dense_0, dense_1, ... or output")]
 Threshold = Annotated[float, Query(gt=0, le=100, allow_inf_nan=False,
                                    description="validation accuracy in percent for epochs_to_threshold")]
 

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from app.api.deps import StudyDep, StudyId, as_json, existing_study, found
 from app.dashboard.memo import MEMO
 from app.queue import QueueUnavailable, dispatch
-from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, ErrorMessage, PlainText
+from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, ErrorMessage, plain_text
 from app.schemas.studies import StudyCreate, StudyMetrics, StudyPublic, StudySummary
 from app.settings import get_settings
 from app.storage import records, runs, studies, workers
@@ -22,11 +22,11 @@ STUDY_LIST = TypeAdapter(list[StudySummary])
 log = logging.getLogger("initlab.api")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-IdempotencyKey = Annotated[PlainText | None, Header(
-    alias=IDEMPOTENCY_HEADER, min_length=1, max_length=200,
+IdempotencyKey = Annotated[plain_text(min_length=1, max_length=200) | None, Header(
+    alias=IDEMPOTENCY_HEADER,
     description="repeat a POST with the same key and the same study: get the first study back (200); the same key "
                 "with a different study is a 422")]
-NameFilter = Annotated[PlainText | None, Query(max_length=200, description="filter: name contains (case-insensitive)")]
+NameFilter = Annotated[plain_text(max_length=200) | None, Query(description="filter: name contains (case-insensitive)")]
 Limit = Annotated[int, Query(ge=1, le=studies.MAX_PAGE, description="at most this many studies")]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="skip this many (newest first)")]
 
