@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from app.domain.blocks import field_error
 from app.domain.registry import REGISTRY
 from app.domain.spec import MAX_SEED, DatasetSpec, Initializer, InitializerRef, ModelSpec, NamesInitializers, RunSetup, StudySpec
 
@@ -32,6 +33,15 @@ class SignalProbeSpec(NamesInitializers):
                                  description="as in a study: the probe is drawn from its training subset")
     seed: int = Field(default=0, ge=0, le=MAX_SEED, description="the run seed: per-layer weights and the probe batch")
     probe_samples: int = Field(default=256, ge=2, le=MAX_PROBE_SAMPLES, description="probe batch size")
+
+    @model_validator(mode="after")
+    def _no_dropout(self) -> "SignalProbeSpec":
+        """The probe reads the network a step sees at init, never a dropped-out one: a dropout asked for would be
+        silently ignored, so it is refused."""
+        if self.model.dropout:
+            raise field_error("model.dropout", "the probe measures the untrained network without dropout: leave "
+                                               "it out (or 0)", self.model.dropout)
+        return self
 
     def study(self) -> StudySpec:
         """The one-seed study whose runs' networks this question probes (its limits are a study's)."""

@@ -104,6 +104,7 @@ def test_overflow_travels_as_strings(client):
     ({"model": {"family": "cnn", "conv_channels": [64, 64], "pooling": "none", "hidden_units": []}}, "body",
      "256 samples × 100,352 hidden-layer values × 2 networks are 51,380,224 activations"),
     ({"model": {"hidden_units": [64, 64], "residual": True}}, "model.hidden_units", "an odd number of layers"),
+    ({"model": {"dropout": 0.5}}, "model.dropout", "without dropout"),
 ])
 def test_bad_input_is_a_422_naming_field_and_rule(client, patch, field, rule):
     response = client.post(URL, json={**SEED_002, **patch})
