@@ -26,7 +26,6 @@ function verdictTable(study, colours) {
 async function render() {
   const colours = colourMap(view.studies.flatMap((study) => study.groups.map((g) => g.key)));
   const grid = $("compare-grid");
-  grid.style.setProperty("--columns", String(Math.max(2, view.studies.length)));
   const band = $("compare-band").value;
   if (!grid.children.length) {
     grid.replaceChildren(...view.studies.map((study) => el("section", { class: "panel", "data-study-id": String(study.study_id),

@@ -115,6 +115,11 @@ def test_study_list_filters_by_name_and_compares(live_server, finished_study, pa
         el.data.filter(t => t.legendgroup === 'he_normal').map(t => t.line.color))""")
     assert len(colours) >= 4 and len(set(colours)) == 1
     page.screenshot(path=str(artifacts / "compare.png"), full_page=True)
+    # Columns that do not fit the window wrap to the next row instead of scrolling sideways.
+    page.set_viewport_size({"width": 800, "height": 900})
+    page.wait_for_function("() => document.documentElement.scrollWidth <= window.innerWidth")
+    tops = page.evaluate("() => [...document.querySelectorAll('#compare-grid > section')].map(s => s.offsetTop)")
+    assert tops[1] > tops[0], tops
     assert page.watch.errors == [] and page.watch.external() == []
 
 
