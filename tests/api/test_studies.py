@@ -108,6 +108,15 @@ def test_unknown_ids_are_404(sqlite_app):
     assert sqlite_app.get("/api/runs/999/layers?epoch=0").status_code == 404
 
 
+def test_layers_of_an_epoch_to_come_are_empty_and_past_the_plan_a_404(sqlite_app):
+    study = sqlite_app.post("/api/studies", json=STUDY).json()
+    run = study["runs"][0]
+    to_come = sqlite_app.get(f"/api/runs/{run['id']}/layers?epoch={run['epochs']}")  # the live page polls these
+    assert to_come.status_code == 200 and to_come.json()["layers"] == []
+    never = sqlite_app.get(f"/api/runs/{run['id']}/layers?epoch={run['epochs'] + 1}")
+    assert never.status_code == 404 and f"trains {run['epochs']} epochs" in never.json()["detail"]
+
+
 CLIPPED = {"id": "custom",
            "params": {"distribution": "truncated_normal", "mode": "fan_in", "scale": 1, "clip_sigma": 2}}
 

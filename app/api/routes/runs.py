@@ -28,7 +28,11 @@ def get_run(run_id: RunId) -> Response:
 def get_run_layers(run_id: RunId, epoch: int | None = Query(default=None, ge=0, le=100_000, description="default: latest")) -> Response:
     """Per-layer kernel, bias and gradient statistics with histograms at one epoch (0 = at init);
     a normalization layer (bn_j, ln_j) carries gamma, beta and, for BatchNorm, its moving statistics."""
-    found(runs.study_of_run(run_id), f"run {run_id}")
+    run = found(runs.get_run(run_id), f"run {run_id}")
+    if epoch is not None and epoch > run.epochs:
+        # An epoch still to come answers empty (the live page polls it); one past the plan never comes.
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"run {run_id} trains {run.epochs} epochs: epoch {epoch} is never recorded")
     return as_json(records.run_layers(run_id, epoch))
 
 
