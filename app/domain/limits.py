@@ -37,8 +37,10 @@ def limit_problems(spec: StudySpec, limits: StudyLimits) -> list[tuple[str, str]
         problems.append(("model.hidden_units", f"at most {limits.max_hidden_layers} hidden layers (INITLAB_MAX_HIDDEN_LAYERS)"))
     if units and max(units) > limits.max_hidden_units:
         problems.append(("model.hidden_units", f"at most {limits.max_hidden_units} units per layer (INITLAB_MAX_HIDDEN_UNITS)"))
-    if spec.depths and max(spec.depths) > limits.max_hidden_layers:
-        problems.append(("depths", f"at most {limits.max_hidden_layers} hidden layers (INITLAB_MAX_HIDDEN_LAYERS)"))
+    deepest = max((len(spec.hidden_units_for(depth)) for depth in spec.depths or []), default=0)
+    if deepest > limits.max_hidden_layers:  # a residual depth d builds 2d - 1 layers
+        problems.append(("depths", f"at most {limits.max_hidden_layers} hidden layers (INITLAB_MAX_HIDDEN_LAYERS); "
+                                   f"depth {max(spec.depths)} builds {deepest}"))
     channels = spec.model.conv_channels or []
     if len(channels) > limits.max_conv_layers:
         problems.append(("model.conv_channels", f"at most {limits.max_conv_layers} conv layers (INITLAB_MAX_CONV_LAYERS)"))

@@ -126,6 +126,17 @@ def test_limits_cover_conv_layers_channels_and_parameters():
     assert field == "model.conv_channels" and "251,210 parameters" in message  # 28·28·32·10 + 10 + 9·32 + 32
 
 
+def test_the_layer_limit_counts_the_layers_a_residual_depth_builds():
+    limits = StudyLimits(max_hidden_layers=5, max_hidden_units=256, max_epochs=10, max_runs_per_study=8, max_seeds=3,
+                         max_train_samples=1000, max_parameters=10**6)
+    plain = StudySpec.model_validate({"model": {"hidden_units": [8]}, "initializers": ["he_normal"], "depths": [5]})
+    assert limit_problems(plain, limits) == []
+    residual = StudySpec.model_validate({"model": {"hidden_units": [8, 8, 8], "residual": True},
+                                         "initializers": ["he_normal"], "depths": [3, 4]})
+    ((field, message),) = limit_problems(residual, limits)  # depth 4 builds 7 layers, depth 3 five
+    assert field == "depths" and "at most 5 hidden layers" in message and "depth 4 builds 7" in message
+
+
 def test_memory_counts_conv_outputs_and_kernels():
     cnn = spec(**CNN)
     plain = spec(hidden_units=[64])
