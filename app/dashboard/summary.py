@@ -27,18 +27,19 @@ from app.schemas.dashboard import (
 from app.storage import views
 
 
-def _cell(activation: str | None = None, depth: int | None = None, bias_variance: float | None = None) -> str | None:
-    """A grid cell's label, e.g. "tanh · 3 layers" (None: the study has no grid): the runs a paired test
-    may compare, since within a cell only the initial weights differ."""
+def _cell(spec: StudySpec, activation: str | None = None, depth: int | None = None,
+          bias_variance: float | None = None) -> str | None:
+    """A grid cell's label, e.g. "tanh · 3 layers" or "3 blocks" (None: the study has no grid): the runs a paired
+    test may compare, since within a cell only the initial weights differ."""
     cell = [activation] if activation else []
-    cell += [f"{depth} layer{'s' if depth != 1 else ''}"] if depth else []
+    cell += [spec.depth_words(depth)] if depth else []
     cell += [f"σ_b² {bias_variance:g}"] if bias_variance is not None else []
     return " · ".join(cell) or None
 
 
-def _label(initializer: str, params: dict[str, Any], activation: str | None = None, depth: int | None = None,
-           bias_variance: float | None = None) -> str:
-    cell = _cell(activation, depth, bias_variance)
+def _label(spec: StudySpec, initializer: str, params: dict[str, Any], activation: str | None = None,
+           depth: int | None = None, bias_variance: float | None = None) -> str:
+    cell = _cell(spec, activation, depth, bias_variance)
     return " · ".join([initializer_label(initializer, params), *([cell] if cell else [])])
 
 
@@ -93,11 +94,11 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
     all_epochs = sorted({row["epoch"] for rows in by_run.values() for row in rows})
     shown = pick_epochs(all_epochs, max_points)
     spec = StudySpec.model_validate(header["spec"])
-    spec_activation, spec_depth = spec.model.activation, len(spec.model.hidden_units)
+    spec_activation = spec.model.activation
     groups, tables, series_out, paired = [], [], [], []
     for group in _groups(spec, runs):
         verdicts = [run_verdict(by_run[run["id"]]) for run in group["runs"]]
-        cell = _cell(group["activation"], group["depth"], group["bias_variance"])
+        cell = _cell(spec, group["activation"], group["depth"], group["bias_variance"])
         paired.append({"key": group["key"], "initializer": group["initializer"], "cell": cell,
                        "choice": initializer_key(group["initializer"], group["params"]),
                        "activation": group["activation"] or spec_activation, "runs": [
@@ -108,8 +109,9 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
         per_metric = {m: [{row["epoch"]: row[m] for row in by_run[run["id"]]} for run in group["runs"]] for m in METRICS}
         groups.append({
             "key": group["key"], "initializer": group["initializer"], "params": group["params"],
-            "activation": group["activation"] or spec_activation, "depth": group["depth"] or spec_depth,
-            "label": _label(group["initializer"], group["params"], group["activation"], group["depth"],
+            "activation": group["activation"] or spec_activation, "depth": group["depth"] or spec.hidden_layers(),
+            "hidden_layers": spec.hidden_layers(group["depth"]),
+            "label": _label(spec, group["initializer"], group["params"], group["activation"], group["depth"],
                             group["bias_variance"]), "cell": cell,
             "formula": REGISTRY[group["initializer"]].formula if group["initializer"] in REGISTRY else "",
             "run_ids": [run["id"] for run in group["runs"]], "seeds": [run["seed"] for run in group["runs"]],
@@ -159,10 +161,12 @@ def _gradient_view(study_id: int, max_points: int) -> GradientView | None:
     all_epochs = sorted({epoch for entry in aggregates.values() for norms in entry.norms.values() for epoch in norms})
     shown = pick_epochs(all_epochs, max_points)
     groups = []
-    for group in _groups(StudySpec.model_validate(header["spec"]), runs):
+    spec = StudySpec.model_validate(header["spec"])
+    for group in _groups(spec, runs):
         bands = {layer: _band([aggregates[run["id"]].norms.get(layer, {}) for run in group["runs"]], shown)
                  for layer in layers}
-        label = _label(group["initializer"], group["params"], group["activation"], group["depth"], group["bias_variance"])
+        label = _label(spec, group["initializer"], group["params"], group["activation"], group["depth"],
+                       group["bias_variance"])
         groups.append(GradientGroup(key=group["key"], label=label, layers=bands))
     ordered = sorted(layers.items(), key=lambda item: item[1])
     return GradientView(study_id=study_id, epochs=shown, layers=[LayerRef(layer=n, index=i) for n, i in ordered],

@@ -210,6 +210,16 @@ class StudySpec(NamesInitializers):
             return channels
         return [channels[0]] * layers_of(depth, self.model.residual)
 
+    def hidden_layers(self, depth: int | None = None) -> int:
+        """Hidden layers (convolutions and Dense layers, projections not counted) of a run of the cell with
+        ``depth``: what a depth axis plots, since a grid's depth may count blocks or only convolutions."""
+        return len(self.architecture(depth).hidden)
+
+    def depth_words(self, depth: int) -> str:
+        """A grid depth as its cell says it: "3 layers", or "3 blocks" (residual), "3 conv layers" (cnn)."""
+        unit = ("conv " if self.model.family == "cnn" else "") + ("block" if self.model.residual else "layer")
+        return f"{depth} {unit}{'s' if depth != 1 else ''}"
+
     def architecture(self, depth: int | None = None) -> Architecture:
         """The network of one run of the cell with ``depth`` (app/domain/architecture.py)."""
         return architecture_of(self.model, DATASETS[self.dataset.name], self.hidden_units_for(depth),

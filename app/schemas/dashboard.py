@@ -171,9 +171,13 @@ class Group(BaseModel):
     initializer: str
     params: dict[str, ParamValue]
     activation: str | None = Field(default=None, description="the group's activation (a grid study's cell, else the model's)")
-    depth: int | None = Field(default=None, description="the group's number of hidden layers")
-    cell: str | None = Field(default=None, description="a grid study's cell, e.g. 'tanh · 3 layers' (null: no grid); "
-                                                       "leaders and statistics are per cell")
+    depth: int | None = Field(default=None, description="a depths grid's depth of the group's cell, as `depths` "
+                              "counts it (hidden layers; blocks with residual; conv layers of a cnn); without a "
+                              "depths grid, the network's hidden layers")
+    hidden_layers: int | None = Field(default=None, description="the group's network's hidden layers (convolutions "
+                                      "and Dense layers; projections and the output layer not counted)")
+    cell: str | None = Field(default=None, description="a grid study's cell, e.g. 'tanh · 3 layers' or '3 blocks' "
+                             "(null: no grid); leaders and statistics are per cell")
     label: str
     formula: str
     run_ids: list[int]

@@ -44,7 +44,7 @@ class PhaseTheory(MeanFieldTable):
 class PhaseCell(BaseModel):
     weight_variance: float
     bias_variance: float
-    depth: int | None
+    depth: int = Field(description="the cell's networks' hidden layers (one of the view's depths)")
     activation: str | None
     mean: float | None
     std: float | None
@@ -64,7 +64,7 @@ class Trajectory(BaseModel):
 class CellCorrelation(BaseModel):
     weight_variance: float
     bias_variance: float
-    depth: int | None
+    depth: int = Field(description="the cell's networks' hidden layers")
     layers: list[int]
     measured_c: list[float | None] = Field(description="mean over seeds of the pre-activation correlation at init")
     measured_q: list[float | None]
@@ -94,9 +94,12 @@ class PhaseView(BaseModel):
     activations: list[str]
     weight_variances: list[float]
     bias_variances: list[float]
-    depths: list[int]
+    depths: list[int] = Field(description="the networks' hidden layers (the y axis; a grid's residual depth d is "
+                                          "2d - 1 layers, a cnn counts its convolutions and Dense head)")
     cells: list[PhaseCell]
     theory: list[PhaseTheory]
     correlations: list[CellCorrelation]
     edges: list[MeasuredEdge] = Field(description="the measured trainable region per activation and σ_b² "
                                                   "(accuracy metrics only)")
+    theory_caveat: str | None = Field(default=None, description="why the theory is only a reference for this "
+                                      "network (convolutions, normalization, residual blocks); null for a plain MLP")

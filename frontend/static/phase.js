@@ -130,7 +130,8 @@ export function mountPhase(studyId) {
     await window.Plotly.react($("chart-correlation"), correlation.data, correlation.layout, PLOT_CONFIG);
     const theory = view.theory.find((t) => t.bias_variance === state.bias);
     const edge = (view.edges ?? []).find((e) => e.bias_variance === state.bias);
-    $("phase-theory-note").textContent = theoryNote(theory, state.bias) + measuredNote(edge);
+    $("phase-theory-note").textContent = theoryNote(theory, state.bias) + measuredNote(edge)
+      + (view.theory_caveat ? ` ${view.theory_caveat}` : "");
     $("phase").dataset.rendered = String((Number($("phase").dataset.rendered) || 0) + 1);
   }
 

@@ -74,6 +74,27 @@ def test_a_study_without_a_sweep_has_no_phase_diagram(sqlite_app):
     assert sqlite_app.get("/api/studies/999/phase").status_code == 404
 
 
+def test_the_depth_axis_counts_hidden_layers_with_or_without_a_depths_grid(sqlite_app):
+    """Cells, correlations and the axis share one depth, the networks' hidden layers (QA pass: a sweep without a
+    depths grid had cells at depth null on an axis at 2, so the page drew no cell)."""
+    plain = {**SWEEP, "model": {"hidden_units": [16, 16], "activation": "tanh"}}
+    del plain["depths"]
+    study = sqlite_app.post("/api/studies", json=plain).json()
+    view = sqlite_app.get(f"/api/studies/{study['id']}/phase").json()
+    assert view["depths"] == [2] and {cell["depth"] for cell in view["cells"]} == {2}
+    assert view["theory_caveat"] is None
+    residual = {**SWEEP, "model": {"hidden_units": [16, 16, 16], "activation": "tanh", "residual": True,
+                                   "normalization": "batchnorm"}, "depths": [2, 3]}
+    study = sqlite_app.post("/api/studies", json=residual).json()
+    view = sqlite_app.get(f"/api/studies/{study['id']}/phase").json()
+    assert view["depths"] == [3, 5] and sorted({cell["depth"] for cell in view["cells"]}) == [3, 5]
+    assert "BatchNorm and residual blocks" in view["theory_caveat"] and "reference, not a prediction" in view[
+        "theory_caveat"]
+    summary = sqlite_app.get(f"/api/studies/{study['id']}/summary").json()
+    assert [(group["cell"], group["depth"], group["hidden_layers"]) for group in summary["groups"][::2]] == [
+        ("2 blocks · σ_b² 0.05", 2, 3), ("3 blocks · σ_b² 0.05", 3, 5)]
+
+
 def test_mean_field_theory_alone(sqlite_app):
     relu = sqlite_app.get("/api/theory/mean-field?activation=relu&bias_variance=0").json()
     assert relu["critical_weight_variance"] == pytest.approx(2.0)
