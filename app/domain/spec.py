@@ -120,7 +120,9 @@ class StudySpec(NamesInitializers):
     depths: list[Annotated[int, Field(ge=1)]] | None = Field(
         default=None, min_length=1,
         description="a grid: the runs are repeated for each number of hidden layers, each layer as wide as "
-                    "model.hidden_units[0] (instead of model.hidden_units)")
+                    "model.hidden_units[0] (instead of model.hidden_units); with residual, each number of "
+                    "blocks (the plain first layer, then blocks of two); a cnn's depth is its conv layers "
+                    "(as wide as conv_channels[0]), its Dense head kept")
 
     weight_variances: list[Variance] | None = Field(
         default=None, min_length=1, description="a phase-diagram sweep: one run per σ_w² (kernels of variance "
