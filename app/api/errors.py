@@ -43,7 +43,7 @@ async def _storage_unavailable(_request: Request, exc: StorageUnavailable) -> JS
 
 
 async def _queue_unavailable(_request: Request, exc: QueueUnavailable) -> JSONResponse:
-    return JSONResponse({"detail": f"{exc}; nothing is lost: the runs stay queued and are sent once the broker is back",
+    return JSONResponse({"detail": f"{exc}; nothing stored is lost: queued runs are sent once the broker is back",
                          "retry": True}, status_code=503, headers={"Retry-After": "5"})
 
 

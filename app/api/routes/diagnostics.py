@@ -21,7 +21,7 @@ from app.api.deps import found
 from app.api.routes.pages import page_context, templates
 from app.domain.activations import Activation
 from app.domain.probe import MAX_PROBE_SAMPLES
-from app.queue import send_probe
+from app.queue import QueueUnavailable, send_probe
 from app.schemas.common import COMMON_RESPONSES, EntityId, ErrorMessage
 from app.schemas.diagnostics import ProbePending, SignalRequest, SignalResponse
 from app.settings import get_settings
@@ -52,7 +52,14 @@ def signal_propagation(request: SignalRequest) -> Response:
     """Per layer of the untrained network: activation and gradient variance, dead and constant units."""
     probe, to_send = probes.probe_for(request.key(), request.model_dump(mode="json"))
     if to_send:
-        send_probe(probe["id"])
+        try:
+            send_probe(probe["id"])
+        except QueueUnavailable as exc:
+            # No message carries it and no reconciler resends probes: failed now, so asking again sends
+            # it afresh instead of waiting on a queued row until the stale-probe sweep (minutes).
+            probes.finish_probe(probe["id"], error=f"not sent: {exc}")
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"},
+                                detail=f"{exc}; the probe was not sent: ask again once the broker is back") from None
     deadline = time.monotonic() + get_settings().probe_wait_s
     while probe["status"] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(POLL_S)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from app.api.deps import RunDep, RunId, as_json, found
 from app.domain.lifecycle import TERMINAL_STATUSES
-from app.queue import dispatch
+from app.queue import QueueUnavailable, dispatch
 from app.schemas.common import COMMON_RESPONSES, NOT_FOUND, ErrorMessage
 from app.schemas.studies import RunLayers, RunPublic
 from app.storage import records, runs
 
+log = logging.getLogger("initlab.api")
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**COMMON_RESPONSES, **NOT_FOUND})
 
 
@@ -59,5 +62,10 @@ def retry_run(run: RunDep) -> RunPublic:
     """Queue a failed or cancelled run again from scratch."""
     if not runs.reset_for_retry(run.id):
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"run {run.id} is {run.status}; only failed or cancelled runs can be retried")
-    dispatch([run.id])
+    try:
+        dispatch([run.id])
+    except QueueUnavailable as exc:
+        # Queued in SQL already (as a new study's runs are): a worker's reconciler sends it once the broker
+        # is back. A 503 here would tell the client to retry a retry that already happened (then a 409).
+        log.warning("run %s queued again, not yet sent: %s", run.id, exc)
     return runs.get_run(run.id)
