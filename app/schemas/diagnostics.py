@@ -38,17 +38,18 @@ class SignalRequest(SignalProbeSpec):
         architecture = study.architecture()
         weights = architecture.parameter_count()
         if weights * len(self.initializers) > settings.max_probe_weights:
-            raise ValueError(f"initializers: {len(self.initializers)} networks of {weights:,} weights exceed the probe's "
-                             f"limit of {settings.max_probe_weights:,} weights in all (INITLAB_MAX_PROBE_WEIGHTS); "
-                             "use fewer initializers or smaller layers")
+            raise limits_error("SignalRequest", [("initializers", (
+                f"{len(self.initializers)} networks of {weights:,} weights exceed the probe's limit of "
+                f"{settings.max_probe_weights:,} weights in all (INITLAB_MAX_PROBE_WEIGHTS); use fewer initializers "
+                "or smaller layers"))])
         samples = min(self.probe_samples, self.dataset.train_samples or self.probe_samples)
         values = architecture.activation_values()  # a plain MLP's: the sum of its hidden units
         activations = samples * values * len(self.initializers)  # every network's, held at once
         if activations > settings.max_probe_activations:
-            raise ValueError(f"probe_samples: {samples} samples × {values:,} hidden-layer values × "
-                             f"{len(self.initializers)} networks are {activations:,} activations, more than "
-                             f"{settings.max_probe_activations:,} (INITLAB_MAX_PROBE_ACTIVATIONS); use fewer samples, "
-                             "initializers or smaller layers")
+            raise limits_error("SignalRequest", [("probe_samples", (
+                f"{samples} samples × {values:,} hidden-layer values × {len(self.initializers)} networks are "
+                f"{activations:,} activations, more than {settings.max_probe_activations:,} "
+                "(INITLAB_MAX_PROBE_ACTIVATIONS); use fewer samples, initializers or smaller layers"))])
         return self
 
 
