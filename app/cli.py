@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,61 +21,23 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from app.cli_config import EXIT_CONFIG, CheckedCommands, redacted, storage_problem
+from app.cli_summary import noun
 from app.launch import QUIET_TF, gpu_workers, thread_env, up_workers, worker_command, worker_env
 from app.settings import get_settings, parse_gpus
 
-cli = typer.Typer(help="initlab: measure how weight initialization shapes training.", no_args_is_help=True)
+# CheckedCommands: a bad INITLAB_* value ends any command with one line naming it (exit 78), no traceback.
+cli = typer.Typer(help="initlab: measure how weight initialization shapes training.", no_args_is_help=True,
+                  cls=CheckedCommands)
 console = Console(stderr=True)
 ROOT = Path(__file__).resolve().parents[1]
 # worker.watchdog.EXIT_STALLED, spelled out here: importing that module pulls in Celery.
 EXIT_RESTART_ME = 75
-EXIT_CONFIG = 78  # sysexits' EX_CONFIG: the state directory (or database file) cannot be used
-
-
-def state_dir_problem(create: bool) -> str | None:
-    """Why the state directory cannot be used, in one line naming the path; None when it can.
-
-    Only where it is used: the embedded SQLite file or the filesystem broker live there.
-    ``create`` (migrate, up) makes the directory itself, but never a missing parent: a
-    parent that is not there is a typo or an unmounted volume, and creating it would hide
-    that. The API and the workers need it to exist, migrated, and writable.
-    """
-    from app.storage.db import sqlite_path
-
-    settings = get_settings()
-    database = sqlite_path(settings.database_url)
-    folders = {database.parent} if database is not None else set()
-    if settings.uses_filesystem_broker:
-        folders.add(Path(os.path.abspath(settings.state_dir)))
-    for folder in sorted(folders):
-        if not folder.exists():
-            if not create:
-                return f"state directory {folder} does not exist (INITLAB_STATE_DIR); run `initlab migrate` first"
-            if not folder.parent.is_dir():
-                return (f"state directory {folder} cannot be created: its parent {folder.parent} does not exist "
-                        "(create it, or set INITLAB_STATE_DIR)")
-            try:
-                folder.mkdir()
-            except OSError as exc:
-                return f"state directory {folder} cannot be created: {exc.strerror}"
-        if not folder.is_dir():
-            return f"state directory {folder} is not a directory"
-        try:  # a real write: os.access says yes to root on a read-only mount's directory modes
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as exc:
-            return f"state directory {folder} is not writable ({exc.strerror})"
-    if database is not None:
-        if database.exists() and not os.access(database, os.R_OK | os.W_OK):
-            return f"database file {database} is not writable (INITLAB_STATE_DIR)"
-        if not create and not database.exists():
-            return f"no database at {database} (INITLAB_STATE_DIR); run `initlab migrate` first"
-    return None
 
 
 def _require_state_dir(create: bool) -> None:
-    """Exit with one line on stderr, no traceback, when the state directory cannot be used."""
-    problem = state_dir_problem(create)
+    """Exit with one line on stderr, no traceback, when the database URL or the state directory cannot be used."""
+    problem = storage_problem(create)
     if problem:
         typer.echo(f"initlab: {problem}", err=True)
         raise typer.Exit(EXIT_CONFIG)
@@ -102,17 +63,26 @@ def migrate() -> None:
     try:
         command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
     except OperationalError as exc:  # the database refused (unreachable, read-only, ...): one line
-        typer.echo(f"initlab: cannot migrate {_redacted(settings.database_url)}: {exc.orig}", err=True)
+        typer.echo(f"initlab: cannot migrate {redacted(settings.database_url)}: {exc.orig}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
-    console.print(f"[green]database at head[/green]: {_redacted(settings.database_url)}")
+    console.print(f"[green]database at head[/green]: {redacted(settings.database_url)}")
 
 
 @cli.command()
-def api(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
+def api(host: str = typer.Option(None, help="address to serve on (default: INITLAB_HOST)"),
+        port: int = typer.Option(None, help="port to serve on (default: INITLAB_PORT)")) -> None:
     """Serve the API and dashboard (no worker)."""
+    # The options are the variables: the app reads INITLAB_HOST for the Host names it answers to
+    # (a server started with --host vm answers http://vm:port/), and uvicorn, exec'd below, gets
+    # this environment.
+    if host is not None:
+        os.environ["INITLAB_HOST"] = host
+    if port is not None:
+        os.environ["INITLAB_PORT"] = str(port)
+    get_settings.cache_clear()
     settings = get_settings()
     _require_state_dir(create=False)
-    os.execv(sys.executable, api_command(host or settings.host, port or settings.port))
+    os.execv(sys.executable, api_command(settings.host, settings.port))
 
 
 @cli.command()
@@ -144,7 +114,7 @@ def _supervise_gpu_workers(gpus: list[str], name: str, queues: list[str] | None)
     supervisor = Supervisor([Child(f"worker {launch.name} (GPU {launch.gpu})", launch.args, launch.env,
                                    restartable=True) for launch in launches])
     supervisor.start()
-    console.print(f"[bold]initlab[/bold] workers on GPUs {', '.join(gpus)} "
+    console.print(f"[bold]initlab[/bold] {noun(len(gpus), 'worker')} on {noun(len(gpus), 'GPU')} {', '.join(gpus)} "
                   f"({get_settings().keras_backend}); Ctrl-C stops")
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
@@ -285,7 +255,7 @@ def up() -> None:
     supervisor = Supervisor(children)
     supervisor.start()
     console.print(f"[bold]initlab[/bold] dashboard at http://{settings.host}:{settings.port}  "
-                  f"(database {_redacted(settings.database_url)}, broker {_redacted(settings.broker_url)}); Ctrl-C stops")
+                  f"(database {redacted(settings.database_url)}, broker {redacted(settings.broker_url)}); Ctrl-C stops")
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     # Everything imported so far lives until exit: frozen, the collector never walks it again,
@@ -320,15 +290,6 @@ def _stop_children(children: list[subprocess.Popen], grace_s: float = 10.0) -> N
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-
-
-def _redacted(url: str) -> str:
-    """A URL without its password, for logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url
-    return url
 
 
 from app.cli_client import register  # noqa: E402  (`initlab submit`, `export` and `delete`)

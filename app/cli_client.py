@@ -1,10 +1,10 @@
 """``initlab submit``, ``export`` and ``delete``: a running server's API from a terminal.
 
-Registered onto app.cli's Typer app by ``register``. They speak plain HTTP through the
-standard library's urllib (httpx is only a test dependency), so they add nothing to what
-the server's environment installs. Exit codes: 0 done; 1 a run failed or was cancelled,
-the server answered an error, or could not be reached; 2 the study was refused (bad file,
-422) -- the code Typer gives any other bad input.
+Registered onto app.cli's Typer app by ``register``; the HTTP is in app/cli_http.py. Exit
+codes: 0 done; 1 a run failed or was cancelled, the server answered an error, or could not be
+reached; 2 bad input, found before anything is sent where it can be (a --url that is no http(s)
+URL, an --output folder that is not there, a study file that does not parse) or refused by the
+server (422) -- the code Typer gives any other bad input.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.cli_summary import summary_table
-from app.settings import get_settings
+from app.cli_http import ApiError, BadUrl, Client, Unreachable
+from app.cli_summary import plural, summary_table
 
 out = Console()
 err = Console(stderr=True)
@@ -40,63 +38,6 @@ UrlOption = typer.Option(None, "--url", help="the server (default: http://127.0.
 TokenOption = typer.Option(None, "--token", help="API token (default: $INITLAB_API_TOKEN)", show_default=False)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status, self.body = status, body
-
-    def message(self) -> str:
-        detail = self.body.get("detail") if isinstance(self.body, dict) else self.body
-        if self.status == 401:
-            return "the server wants an API token: pass --token or set INITLAB_API_TOKEN"
-        if isinstance(detail, list):  # a 422: one line per field
-            return "\n".join(f"  {item.get('field', '?')}: {item.get('msg', item)}" if isinstance(item, dict) else f"  {item}"
-                             for item in detail)
-        return f"HTTP {self.status}: {detail}"
-
-
-class Client:
-    """The API at ``url``, with the bearer token when there is one."""
-
-    def __init__(self, url: str | None, token: str | None) -> None:
-        settings = get_settings()
-        self.url = (url or f"http://127.0.0.1:{settings.port}").rstrip("/")
-        secret = settings.api_token.get_secret_value() if settings.api_token else None
-        self.token = token or secret
-
-    def open(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30):
-        """The response (caller closes it); ApiError for an error status, SystemExit if unreachable."""
-        sent = {"Accept": "application/json", **(headers or {})}
-        if self.token:
-            sent["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-        if method.upper() not in ("GET", "HEAD"):  # the server takes writes as JSON only (415 otherwise)
-            sent["Content-Type"] = "application/json"
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
-        try:
-            return urllib.request.urlopen(request, timeout=timeout)
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                parsed: Any = json.loads(raw)
-            except ValueError:
-                parsed = raw.decode("utf-8", "replace")
-            raise ApiError(exc.code, parsed) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise Unreachable(f"cannot reach {self.url} ({reason}); is `initlab up` running there?") from None
-
-    def json(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-        with self.open(method, path, body, headers) as response:
-            return json.loads(response.read() or b"null")
-
-
-class Unreachable(Exception):
-    pass
-
-
 class Format(str, enum.Enum):
     csv = "csv"
     json = "json"
@@ -104,8 +45,17 @@ class Format(str, enum.Enum):
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{escape(message)}[/red]", highlight=False)
+    # soft_wrap: a long line (a path, a URL) stays one line, not folded at 80 columns mid-word.
+    err.print(f"[red]{escape(message)}[/red]", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def connect(url: str | None, token: str | None) -> Client:
+    """The server's Client; a --url that is no http(s) URL is a usage error (exit 2), not the server's fault."""
+    try:
+        return Client(url, token)
+    except BadUrl as exc:
+        raise _fail(str(exc), 2) from None
 
 
 def load_study(path: Path) -> dict[str, Any]:
@@ -185,11 +135,11 @@ def submit(
     timeout: float = typer.Option(0.0, min=0.0, help="with --wait: give up after this many seconds (0: never)"),
 ) -> None:
     """Create a study on a running server; with --wait, follow it and print the summary table."""
-    client = Client(url, token)
+    client = connect(url, token)
     body = load_study(study_file)
     try:
         study = _create(client, body)
-        out.print(f"study {study['id']} created: {len(study['runs'])} runs queued", highlight=False)
+        out.print(f"study {study['id']} created: {plural(len(study['runs']), 'run')} queued", highlight=False)
         out.print(f"{client.url}/studies/{study['id']}", highlight=False, soft_wrap=True)
         if not wait:
             return
@@ -219,6 +169,19 @@ def _filename(disposition: str | None, fallback: str) -> str:
     return name or fallback
 
 
+def output_problem(output: Path | None) -> str | None:
+    """Why the export cannot be written at ``output``, in one line; None when it can. Asked before the
+    server builds the export: a typo in the folder would otherwise cost the whole export."""
+    if output is None or str(output) == "-" or output.is_dir():
+        return None
+    folder = output.parent
+    if not folder.exists():
+        return f"--output {output}: the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"--output {output}: {folder} is not a folder"
+    return None
+
+
 def export(
     study: int = typer.Argument(..., min=1, help="study id"),
     format: Format = typer.Option(Format.csv, "--format", "-f", help="csv (long form), json or tensorboard (a zip)"),
@@ -229,7 +192,10 @@ def export(
     token: str | None = TokenOption,
 ) -> None:
     """Download a study's export (GET /api/studies/{id}/export)."""
-    client = Client(url, token)
+    client = connect(url, token)
+    problem = output_problem(output)
+    if problem:
+        raise _fail(problem, 2)
     query = f"?format={format.value}&histograms={'true' if histograms else 'false'}"
     try:
         response = client.open("GET", f"/api/studies/{study}/export{query}", timeout=300)
@@ -255,7 +221,7 @@ def export(
                     size += len(chunk)
         except OSError as exc:  # includes http.client.IncompleteRead's parent errors
             partial.unlink(missing_ok=True)
-            raise _fail(f"the download broke off after {size} bytes: {exc}") from None
+            raise _fail(f"the download broke off after {plural(size, 'byte')}: {exc}") from None
         os.replace(partial, target)
     err.print(f"wrote {target} ({size / 1024:.1f} kB)", highlight=False)
 
@@ -268,10 +234,11 @@ def delete(
 ) -> None:
     """Delete a study with its runs and everything recorded for them (DELETE /api/studies/{id});
     one still training must be cancelled first."""
+    client = connect(url, token)  # a bad --url is said before the question, not after it
     if not yes and not typer.confirm(f"Delete study {study} and everything recorded for it?"):
         raise _fail("nothing deleted")
     try:
-        Client(url, token).open("DELETE", f"/api/studies/{study}").close()
+        client.open("DELETE", f"/api/studies/{study}").close()
     except ApiError as exc:
         raise _fail(exc.message()) from None
     except Unreachable as exc:

@@ -12,6 +12,16 @@ from rich import box
 from rich.table import Table
 
 
+def noun(count: int, word: str) -> str:
+    """``word`` for one, ``word`` + s for any other count: "1 run", "0 runs", "2 runs"."""
+    return word if count == 1 else f"{word}s"
+
+
+def plural(count: int, word: str) -> str:
+    """The count and its noun, for every count the CLI prints: "1 run queued", not "1 runs"."""
+    return f"{count} {noun(count, word)}"
+
+
 def _mean_std(stat: dict[str, Any] | None, percent: bool = True, digits: int = 2) -> str:
     mean = (stat or {}).get("mean")
     if not isinstance(mean, (int, float)):
