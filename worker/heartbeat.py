@@ -30,6 +30,7 @@ log = logging.getLogger("initlab.worker")
 _node: dict[str, str | None] = {"name": None, "host": None}
 _queues: list[str] = []
 _training: dict[str, object] = {"runs": [], "changed": False}
+_warned: set[int] = set()  # pids of namesakes already warned about
 _lock = threading.Lock()
 _wake = threading.Event()
 _stop = threading.Event()
@@ -92,15 +93,33 @@ def _announce_or_beat(pid: int, registered: bool, device: dict[str, str | None])
         values: dict = {}
         if changed or not registered:
             values = {"current_runs": runs, "current_study": run_store.study_of_run(runs[0]) if runs else None}
-        if registered and worker_store.beat(name, pid, **values):
-            return
-        worker_store.register_worker(name, worker_host(), pid, _queues, interval_s())
-        worker_store.beat(name, pid, **values, **device)
+        if not (registered and worker_store.beat(name, pid, **values)):
+            worker_store.register_worker(name, worker_host(), pid, _queues, interval_s())
+            worker_store.beat(name, pid, **values, **device)
     except Exception:
         if changed:
             with _lock:
                 _training["changed"] = True  # say it again next beat
         raise
+    _warn_of_namesakes(name, pid)
+
+
+def _warn_of_namesakes(name: str, pid: int) -> None:
+    """Say once per other process that it runs under this worker's node name too.
+
+    Both still show in the workers panel (a row per process), but their logs and events cannot be
+    told apart by name: each worker on a host wants its own (``initlab worker --name``).
+    """
+    try:
+        others = [other for other in worker_store.namesakes(name, pid) if other not in _warned]
+    except Exception as exc:  # informative only: the beat itself was written
+        log.debug("could not look for namesakes: %s", exc)
+        return
+    if others:
+        _warned.update(others)
+        log.warning("another worker process (pid %s) runs under this worker's node name %s; both are listed, "
+                    "but give each its own (`initlab worker --name NAME`)",
+                    ", ".join(map(str, others)), name)
 
 
 def start(name: str, queues: list[str]) -> threading.Thread:

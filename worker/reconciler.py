@@ -29,6 +29,9 @@ def sweep_orphaned_runs() -> list[int]:
 
     A lost run whose cancel was asked ends ``cancelled`` (never queued again, never failed:
     a cancel always ends in ``cancelled``); one that used its attempts fails with the reason.
+    A run's attempts count the workers lost while training it: a worker that gives a run back
+    on shutdown takes its attempt back (``release_run``), so INITLAB_MAX_ATTEMPTS and the
+    "lost N times" of the failure are about crashes only.
     """
     settings = get_settings()
     requeued = []

@@ -207,7 +207,8 @@ class Worker(Base):
 
     Written by the worker itself (worker/heartbeat.py) every few seconds; the dashboard's
     workers panel and the check of a study's queue read it. Keyed by the Celery node name
-    (``name@host``): a worker started again under its name takes its row over.
+    (``name@host``): a worker started again under its name takes its row over; a second live
+    process under the same name gets a row keyed ``name#pid`` (app/storage/workers.py).
     """
 
     __tablename__ = "workers"

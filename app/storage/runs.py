@@ -40,10 +40,15 @@ def claim_run(run_id: int, worker_host: str | None = None) -> RunPublic | None:
         ).rowcount
         if claimed != 1:
             return None
-        session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id))
-        session.execute(delete(LayerStat).where(LayerStat.run_id == run_id))
-        session.execute(delete(LayerDiagnostic).where(LayerDiagnostic.run_id == run_id))
+        _delete_recorded_rows(session, run_id)
         return RunPublic.model_validate(session.get(Run, run_id))
+
+
+def _delete_recorded_rows(session, run_id: int) -> None:
+    """Remove what an attempt of the run recorded: the next attempt writes its epochs from scratch."""
+    session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id))
+    session.execute(delete(LayerStat).where(LayerStat.run_id == run_id))
+    session.execute(delete(LayerDiagnostic).where(LayerDiagnostic.run_id == run_id))
 
 
 def heartbeat(run_id: int, epoch: int | None = None, batch: int | None = None, batches: int | None = None,
@@ -100,7 +105,8 @@ def release_run(run_id: int, note: str, owner: str | None = None, fail_with: str
     so a flagged run put back in the queue would have stayed there for ever).
 
     With an owner, only while that worker still holds the run: one that lost its lease
-    must not requeue the run its successor is training.
+    must not requeue the run its successor is training. A release by its owner is the worker
+    giving the run back on purpose (a warm shutdown), not a loss: see ``_forget_attempt``.
     """
     where = [Run.id == run_id, Run.status == "running"] + ([Run.worker_host == owner] if owner else [])
     now = utcnow()
@@ -108,7 +114,7 @@ def release_run(run_id: int, note: str, owner: str | None = None, fail_with: str
     # Every right-hand side reads the row as it was before this UPDATE (SQL's rule, in SQLite too).
     cancelled = Run.cancel_requested.is_(True)
     with session_scope() as session:
-        return session.execute(
+        status = session.execute(
             update(Run).where(*where)
             .values(status=case((cancelled, "cancelled"), else_=otherwise),
                     error=case((cancelled, "cancelled; its worker stopped before it could finish"), else_=otherwise_error),
@@ -116,6 +122,28 @@ def release_run(run_id: int, note: str, owner: str | None = None, fail_with: str
                     cancel_requested=False, batch=0, heartbeat_at=None, enqueued_at=None)
             .returning(Run.status)
         ).scalar_one_or_none()
+        if status == "queued":
+            _forget_attempt(session, run_id, given_back=owner is not None)
+        return status
+
+
+def _forget_attempt(session, run_id: int, given_back: bool) -> None:
+    """A run back in the queue claims no progress: the attempt that stopped is redone from epoch 0.
+
+    Its epoch, worker, device and start go, and so do its recorded rows (the next claim would
+    delete them anyway; until then /metrics and the charts listed epochs a queued run will train
+    again). started_at = NULL also gives the queued run a new identity for the page's caches
+    (app/dashboard/cache.py keys a run by attempts and started_at), so what they kept of the
+    stopped attempt is not shown for it. A run its worker gave back on purpose (``given_back``:
+    a warm shutdown, also of runs it had just claimed from prefetched messages) gets its
+    attempt back: INITLAB_MAX_ATTEMPTS counts lost workers only, and the reconciler's "lost N
+    times" is then true. Same transaction as the release, so no one sees the run half reset.
+    """
+    values: dict = {"epoch": 0, "batches": 0, "worker_host": None, "device": None, "started_at": None}
+    if given_back:
+        values["attempts"] = case((Run.attempts > 0, Run.attempts - 1), else_=0)
+    session.execute(update(Run).where(Run.id == run_id).values(**values))
+    _delete_recorded_rows(session, run_id)
 
 
 def cancel_flagged_queued_runs() -> list[int]:
@@ -201,8 +229,6 @@ def stale_running_runs(older_than: timedelta) -> list[int]:
         return list(session.scalars(
             select(Run.id).where(Run.status == "running", (Run.heartbeat_at.is_(None)) | (Run.heartbeat_at < cutoff))
         ))
-
-
 
 
 def study_of_run(run_id: int) -> int | None:

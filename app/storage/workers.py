@@ -4,12 +4,13 @@ A worker registers when it is ready, beats every few seconds (with what it train
 marks itself stopped on a clean shutdown (worker/heartbeat.py). A SIGKILLed worker, or one
 cut off from the database, stops beating: three of its intervals without a beat and it is
 "lost". Nothing else is inferred; the runs' own leases (app/storage/runs.py) decide what is
-trained again.
+trained again. Two live processes under one Celery node name (plain `initlab worker` twice on
+one host) each keep a row: a row is one process, not one name (see ``register_worker``).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
@@ -27,12 +28,46 @@ BEAT_FIELDS = ("device", "backend", "current_runs", "current_study")
 
 
 def register_worker(name: str, host: str, pid: int, queues: list[str], interval_s: float) -> None:
-    """Announce a worker process; a worker started again under its node name takes that row over."""
+    """Announce a worker process; one started again under its node name takes its rows over.
+
+    The rows its earlier processes left (stopped, lost, or of its own pid) go. A row still live is
+    another process under the same name (plain `initlab worker` twice on one host, or one killed a
+    moment ago): it keeps its row, and this one gets a row of its own, so the panel shows both.
+    Names are unique in the table, so that row's key is ``name#pid`` (``_node_of`` reads the name
+    back); the beats prune a killed one once it is lost, and ``namesakes`` tells the two apart.
+    """
     now = utcnow()
     with session_scope() as session:
-        session.execute(delete(Worker).where((Worker.name == name) | (Worker.last_heartbeat < now - FORGET_AFTER)))
-        session.add(Worker(name=name, host=host, pid=pid, queues=sorted(set(queues)), current_runs=[],
-                           interval_s=float(interval_s), started_at=now, last_heartbeat=now))
+        rows = session.scalars(select(Worker)).all()
+        gone = [row.id for row in rows if _beat_at(row, now) < now - FORGET_AFTER
+                or (_node_of(row) == name and (row.pid == pid or not _live(row, now)))]
+        session.execute(delete(Worker).where(Worker.id.in_(gone)))
+        taken = any(row.name == name and row.id not in gone for row in rows)
+        session.add(Worker(name=f"{name}#{pid}" if taken else name, host=host, pid=pid, queues=sorted(set(queues)),
+                           current_runs=[], interval_s=float(interval_s), started_at=now, last_heartbeat=now))
+
+
+def _keys(name: str, pid: int) -> tuple[str, str]:
+    """The row keys the process ``pid`` of node ``name`` may have (see register_worker)."""
+    return name, f"{name}#{pid}"
+
+
+def _node_of(row: Worker) -> str:
+    """The Celery node name of a row, whatever its key."""
+    return row.name.removesuffix(f"#{row.pid}")
+
+
+def _aware(moment: datetime, now: datetime) -> datetime:
+    """A stored time, aware: SQLite hands back naive UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo)
+
+
+def _beat_at(row: Worker, now: datetime) -> datetime:
+    return _aware(row.last_heartbeat, now)
+
+
+def _live(row: Worker, now: datetime) -> bool:
+    return _state(row, max(0.0, (now - _beat_at(row, now)).total_seconds())) in ("training", "idle")
 
 
 def beat(name: str, pid: int, **values) -> bool:
@@ -42,15 +77,34 @@ def beat(name: str, pid: int, **values) -> bool:
         raise TypeError(f"not a worker field a beat sets: {sorted(unknown)}")
     with session_scope() as session:
         return session.execute(
-            update(Worker).where(Worker.name == name, Worker.pid == pid)
+            update(Worker).where(Worker.name.in_(_keys(name, pid)), Worker.pid == pid)
             .values(last_heartbeat=utcnow(), stopped_at=None, **values)
         ).rowcount == 1
+
+
+def namesakes(name: str, pid: int) -> list[int]:
+    """The pids of other processes under node name ``name`` that beat since this one registered.
+
+    Those are alive now, next to it: a worker killed before this one started beats no more, so a
+    restart is not taken for a duplicate. Rows of others under the name that are stopped or lost
+    are deleted here, at each beat: a worker killed a moment before its successor registered still
+    looked live then, and would otherwise stay listed as "lost" for a day.
+    """
+    now = utcnow()
+    with session_scope() as session:
+        rows = [row for row in session.scalars(select(Worker)).all() if _node_of(row) == name]
+        others = [row for row in rows if row.pid != pid]
+        session.execute(delete(Worker).where(Worker.id.in_([row.id for row in others if not _live(row, now)])))
+        since = next((_aware(row.started_at, now) for row in rows if row.pid == pid), None)
+        if since is None:
+            return []
+        return sorted(row.pid for row in others if _live(row, now) and _beat_at(row, now) > since)
 
 
 def mark_stopped(name: str, pid: int) -> None:
     """A clean shutdown: the worker trains nothing and takes nothing any more."""
     with session_scope() as session:
-        session.execute(update(Worker).where(Worker.name == name, Worker.pid == pid)
+        session.execute(update(Worker).where(Worker.name.in_(_keys(name, pid)), Worker.pid == pid)
                         .values(stopped_at=utcnow(), current_runs=[], current_study=None))
 
 
@@ -63,20 +117,20 @@ def _state(worker: Worker, age_s: float) -> WorkerState:
 
 
 def list_workers() -> list[WorkerPublic]:
-    """Every known worker, live ones first, then by host and name."""
+    """Every known worker, live ones first, then by host, name and pid (two processes may share a name)."""
     now = utcnow()
     with session_scope() as session:
-        rows = session.scalars(select(Worker).order_by(Worker.host, Worker.name)).all()
+        rows = session.scalars(select(Worker)).all()
         answer = []
         for row in rows:
-            beat_at = row.last_heartbeat if row.last_heartbeat.tzinfo else row.last_heartbeat.replace(tzinfo=now.tzinfo)
-            age = max(0.0, (now - beat_at).total_seconds())
+            age = max(0.0, (now - _beat_at(row, now)).total_seconds())
             answer.append(WorkerPublic(
-                name=row.name, host=row.host, pid=row.pid, queues=list(row.queues), device=row.device,
+                name=_node_of(row), host=row.host, pid=row.pid, queues=list(row.queues), device=row.device,
                 backend=row.backend, state=_state(row, age), current_runs=list(row.current_runs),
                 current_study=row.current_study, started_at=row.started_at, last_heartbeat=row.last_heartbeat,
                 heartbeat_age_s=round(age, 3), interval_s=row.interval_s))
-    return sorted(answer, key=lambda worker: worker.state in ("lost", "stopped"))
+    return sorted(answer, key=lambda worker: (worker.state in ("lost", "stopped"), worker.host, worker.name,
+                                              worker.pid))
 
 
 def served_queues(listed: list[WorkerPublic] | None = None) -> list[str]:
@@ -100,6 +154,15 @@ def queue_refusal(queue: str | None, default_queue: str) -> str | None:
     served = served_queues()
     if queue in served:
         return None
-    listed = ", ".join(f'"{name}"' for name in sorted({*served, default_queue}))
     return (f'no live worker serves the queue "{queue}": a study\'s queue must be one that a running worker '
-            f"consumes (`initlab worker --queues` or INITLAB_QUEUE); served now: {listed}")
+            f"consumes (`initlab worker --queues` or INITLAB_QUEUE); {_served_now(served, default_queue)}")
+
+
+def _served_now(served: list[str], default_queue: str) -> str:
+    """What the refusal says is served: only what a live worker consumes, and the default queue as what
+    it is (accepted even with no worker: its runs wait for one), never "served" when it is not."""
+    listed = ", ".join(f'"{name}"' for name in served) or "none"
+    if default_queue in served:
+        return f"queues served now: {listed}"
+    return (f'queues served now: {listed}; the default queue "{default_queue}" is always accepted '
+            "(its runs wait for a worker)")

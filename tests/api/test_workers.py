@@ -26,6 +26,11 @@ def test_no_workers_yet_and_the_default_queue_is_always_accepted(sqlite_app):
     assert (plain.json()["queue"], named.json()["queue"]) == ("initlab", "initlab")  # the default, stored
     assert "queue" not in named.json()["spec"]  # where a study trains is no part of its spec
     assert _messages("initlab") == 2
+    refused = sqlite_app.post("/api/studies", json={**STUDY, "queue": "gpu"})
+    assert refused.status_code == 422
+    # QA pass: it said 'served now: "initlab"' with no worker alive.
+    assert refused.json()["detail"][0]["msg"].endswith(
+        'queues served now: none; the default queue "initlab" is always accepted (its runs wait for a worker)')
 
 
 def test_a_queue_no_live_worker_serves_is_a_422_naming_the_field_and_the_served_queues(sqlite_app):
@@ -34,7 +39,8 @@ def test_a_queue_no_live_worker_serves_is_a_422_naming_the_field_and_the_served_
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert (error["field"], error["type"]) == ("queue", "queue_not_served")
-    assert 'no live worker serves the queue "gpu"' in error["msg"] and 'served now: "initlab"' in error["msg"]
+    assert 'no live worker serves the queue "gpu"' in error["msg"]
+    assert error["msg"].endswith('queues served now: "initlab"')
     assert sqlite_app.get("/api/studies").json() == []  # nothing stored
     bad = sqlite_app.post("/api/studies", json={**STUDY, "queue": "gpu queue!"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "queue"
@@ -57,3 +63,14 @@ def test_a_served_queue_gets_the_study_runs_and_the_workers_are_listed(sqlite_ap
         "name": "jax@gpuhost", "host": "gpuhost", "pid": 22, "queues": ["gpu"], "device": "NVIDIA H200",
         "backend": "jax", "state": "idle"}
     assert 0 <= worker["heartbeat_age_s"] < 60 and worker["interval_s"] == 5.0
+
+
+def test_two_worker_processes_under_one_node_name_are_both_listed(sqlite_app):
+    """`initlab worker` twice on one host: both initlab@hostB; the panel showed one row flipping between them."""
+    for pid in (31, 32):
+        workers.register_worker("initlab@hostB", "hostB", pid, ["initlab"], 5.0)
+    for pid in (31, 32):
+        assert workers.beat("initlab@hostB", pid, device="CPU", backend="tensorflow")
+    listed = sqlite_app.get("/api/workers").json()["workers"]
+    assert [(worker["name"], worker["pid"], worker["state"]) for worker in listed] == [
+        ("initlab@hostB", 31, "idle"), ("initlab@hostB", 32, "idle")]

@@ -44,6 +44,7 @@ def test_claim_is_atomic_and_clears_an_earlier_attempt(pg):
     assert run_store.claim_run(run_id, "host:2") is None  # a second worker gets nothing
     records.record_epoch(run_id, 1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4, "seconds": 1})
     assert run_store.release_run(run_id, "worker stopped")
+    assert records.study_metrics(_study_id(run_id)).runs[0].epochs == []  # queued: it claims no epoch it will redo
     again = run_store.claim_run(run_id, "host:3")
     assert again.attempts == 2 and again.worker_host == "host:3"
     assert records.study_metrics(again.study_id).runs[0].epochs == []  # earlier epochs replaced, not duplicated
@@ -111,7 +112,11 @@ def test_release_settles_a_pending_cancel_and_a_retry_resets_the_attempts(pg):
     assert [(r.status, r.error) for r in map(run_store.get_run, (flagged, plain, failing))] == [
         ("cancelled", "cancelled; its worker stopped before it could finish"), ("queued", "worker stopped"),
         ("failed", "lost for good")]
-    assert run_store.claim_run(plain, "host:2").attempts == 2
+    # Given back by its worker (a shutdown): no attempt used, no progress or worker kept; a failed one keeps both.
+    released = run_store.get_run(plain)
+    assert (released.attempts, released.epoch, released.worker_host, released.started_at) == (0, 0, None, None)
+    assert (run_store.get_run(failing).attempts, run_store.get_run(failing).worker_host) == (1, "host:1")
+    assert run_store.claim_run(plain, "host:2").attempts == 1
     assert run_store.reset_for_retry(flagged) and run_store.get_run(flagged).attempts == 0
 
 
@@ -181,3 +186,24 @@ def test_postgres_ends_a_session_left_idle_in_a_transaction(migrated, postgres_u
         with pytest.raises(DBAPIError) as ended:
             connection.execute(text("SELECT 1"))
         assert ended.value.connection_invalidated  # so session_scope says StorageUnavailable and a worker retries
+
+
+def test_two_worker_processes_under_one_name_keep_their_rows(pg):
+    """Aware timestamps from PostgreSQL: the namesake check and the pruning of a lost one work there too."""
+    from sqlalchemy import update
+
+    from app.storage import workers
+    from app.storage.db import session_scope
+    from app.storage.models import Worker, utcnow
+
+    with session_scope() as session:
+        session.execute(Worker.__table__.delete())
+    for pid in (101, 202):
+        workers.register_worker("initlab@hostB", "hostB", pid, ["initlab"], 2.0)
+    assert workers.beat("initlab@hostB", 101) and workers.beat("initlab@hostB", 202)
+    assert [(w.name, w.pid) for w in workers.list_workers()] == [("initlab@hostB", 101), ("initlab@hostB", 202)]
+    assert workers.namesakes("initlab@hostB", 101) == [202]
+    with session_scope() as session:  # 202 is killed and goes silent
+        session.execute(update(Worker).where(Worker.pid == 202).values(last_heartbeat=utcnow() - timedelta(seconds=60)))
+    assert workers.namesakes("initlab@hostB", 101) == []
+    assert [w.pid for w in workers.list_workers()] == [101]

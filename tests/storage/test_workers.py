@@ -20,10 +20,11 @@ def db(migrated):
     return migrated()
 
 
-def _silence(name: str, seconds: float) -> None:
+def _silence(name: str, seconds: float, pid: int | None = None) -> None:
+    """Move the last beat of the worker(s) under a node name (one process of them, given its pid) into the past."""
+    where = [Worker.name.in_((name, f"{name}#{pid}")), Worker.pid == pid] if pid else [Worker.name.startswith(name)]
     with session_scope() as session:
-        session.execute(update(Worker).where(Worker.name == name)
-                        .values(last_heartbeat=utcnow() - timedelta(seconds=seconds)))
+        session.execute(update(Worker).where(*where).values(last_heartbeat=utcnow() - timedelta(seconds=seconds)))
 
 
 def test_a_worker_registers_beats_trains_and_stops(db):
@@ -57,12 +58,51 @@ def test_only_queues_a_live_worker_serves_are_accepted_besides_the_default(db):
     assert workers.queue_refusal(None, "initlab") is None
     assert workers.queue_refusal("initlab", "initlab") is None  # served or not, as ever
     refusal = workers.queue_refusal("gpu", "initlab")
-    assert refusal and '"gpu"' in refusal and 'served now: "initlab"' in refusal
+    # No worker: nothing is served, and the default queue is named for what it is (QA pass: "served now: "initlab"").
+    assert refusal and '"gpu"' in refusal and 'served now: "initlab"' not in refusal
+    assert 'queues served now: none; the default queue "initlab" is always accepted (its runs wait for a worker)' \
+        in refusal
     workers.register_worker("g@gpuhost", "gpuhost", 5, ["gpu", "gpu.probe"], 2.0)
     assert workers.queue_refusal("gpu", "initlab") is None
     assert workers.queue_refusal("gpu.probe", "initlab")  # a probe queue trains no study
+    workers.register_worker("c@cpuhost", "cpuhost", 6, ["initlab"], 2.0)
+    assert workers.queue_refusal("tpu", "initlab").endswith('queues served now: "gpu", "initlab"')
     _silence("g@gpuhost", 60)
     assert "no live worker serves" in workers.queue_refusal("gpu", "initlab")
+    _silence("c@cpuhost", 60)
+    assert 'queues served now: none; the default queue "initlab"' in workers.queue_refusal("gpu", "initlab")
+
+
+def test_two_live_processes_under_one_node_name_are_both_listed(db):
+    """Plain `initlab worker` twice on one host (both initlab@hostB): each registration deleted the other's
+    row, so the panel showed one row whose pid flipped at every beat. Now each process keeps its own."""
+    workers.register_worker("initlab@hostB", "hostB", 101, ["initlab"], 2.0)
+    workers.register_worker("initlab@hostB", "hostB", 202, ["initlab"], 2.0)
+    assert workers.beat("initlab@hostB", 101, current_runs=[6], current_study=2)  # its row was not taken over
+    assert workers.beat("initlab@hostB", 202, current_runs=[7], current_study=2)
+    listed = [(w.name, w.pid, w.state, w.current_runs) for w in workers.list_workers()]
+    assert listed == [("initlab@hostB", 101, "training", [6]), ("initlab@hostB", 202, "training", [7])]
+    assert (workers.namesakes("initlab@hostB", 101), workers.namesakes("initlab@hostB", 202)) == ([202], [101])
+    workers.mark_stopped("initlab@hostB", 202)
+    assert [(w.pid, w.state) for w in workers.list_workers()] == [(101, "training"), (202, "stopped")]
+    workers.register_worker("initlab@hostB", "hostB", 303, ["initlab"], 2.0)  # 202 started again: its row goes
+    assert [(w.pid, w.state) for w in workers.list_workers()] == [(101, "training"), (303, "idle")]
+    assert workers.served_queues() == ["initlab"]
+
+
+def test_a_worker_killed_just_before_its_restart_is_no_namesake_and_its_row_goes_once_lost(db):
+    """kill -9, and `initlab up` starts it again within three beats: the dead one still looks live for a
+    few seconds, but it has not beaten since its successor started, so no duplicate is reported; once
+    lost, its successor's check removes its row (a restart takes its predecessor's row over, as before)."""
+    workers.register_worker("initlab@hostB", "hostB", 101, ["initlab"], 2.0)
+    _silence("initlab@hostB", 1.0, pid=101)  # its last beat, just before it was killed
+    workers.register_worker("initlab@hostB", "hostB", 202, ["initlab"], 2.0)
+    assert [(w.pid, w.state) for w in workers.list_workers()] == [(101, "idle"), (202, "idle")]
+    assert workers.namesakes("initlab@hostB", 202) == []
+    _silence("initlab@hostB", 6.5, pid=101)
+    assert workers.namesakes("initlab@hostB", 202) == []
+    assert [(w.name, w.pid, w.state) for w in workers.list_workers()] == [("initlab@hostB", 202, "idle")]
+    assert workers.beat("initlab@hostB", 202)
 
 
 def test_runs_go_to_their_study_queue_and_a_lost_message_is_sent_there_again(migrated, tmp_path):

@@ -81,3 +81,23 @@ def test_a_worker_claims_nothing_once_the_file_is_gone(store_study, tmp_path, ca
     with caplog.at_level("ERROR", logger="initlab.events"):
         assert execute_group([run.id for run in stored.runs]) == {}
     assert '"event":"work_refused"' in caplog.text and "initlab.sqlite was removed" in caplog.text
+
+
+def test_a_worker_shutting_down_gives_its_runs_back_without_using_an_attempt(store_study, data_dir):
+    """Ctrl-C while a run trains, then a prefetched message claimed while the worker stops: each time the
+    run goes back to the queue as if never started (QA pass: attempts 2 for runs that never trained an epoch,
+    and "queued, epoch 1 of 3" with its epoch rows listed)."""
+    from app.storage import records
+
+    study = store_study({**SPEC, "activations": None, "initializers": ["he_normal"],
+                         "training": {"epochs": 3, "batch_size": 50}}, INITLAB_DATA_DIR=str(data_dir))
+    run_id = study.runs[0].id
+    assert execute_run(run_id, stop_event=lambda: runs.get_run(run_id).epoch >= 1) == "requeued"
+    run = runs.get_run(run_id)
+    assert (run.status, run.attempts, run.epoch, run.worker_host, run.device, run.started_at) == \
+        ("queued", 0, 0, None, None, None)
+    assert records.study_metrics(study.id).runs[0].epochs == [] and records.run_layers(run_id).available_epochs == []
+    assert execute_run(run_id, stop_event=lambda: True) == "requeued"
+    assert runs.get_run(run_id).attempts == 0
+    assert execute_run(run_id) == "succeeded"
+    assert (runs.get_run(run_id).attempts, runs.get_run(run_id).epoch) == (1, 3)

@@ -164,3 +164,118 @@ def test_a_retry_starts_a_fresh_attempt_budget(stored):
     assert reconciler.sweep_orphaned_runs() == [run_id]
     run = runs.get_run(run_id)
     assert (run.status, run.attempts) == ("queued", 1)
+
+
+# -- QA pass: a warm shutdown is no lost worker; a requeued run claims no progress -----------------
+
+SHUTDOWN = "interrupted by a worker shutdown; requeued"  # worker/execution.py's note
+
+
+def _train_a_little(run_id: int, owner: str) -> None:
+    """What an attempt leaves: two epochs of metrics, layer statistics, diagnostics, a device."""
+    from app.storage import diagnostics, records
+
+    for epoch in (1, 2):
+        records.record_epoch(run_id, epoch, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4,
+                                             "seconds": 1.0}, owner=owner)
+        records.record_layers(run_id, epoch, [{"layer": "dense_0", "index": 0, "kind": "kernel", "mean": 0.0,
+                                               "std": 0.1, "min": -1.0, "max": 1.0, "l2": 2.0, "nonfinite": 0,
+                                               "edges": [-1.0, 0.0, 1.0], "counts": [3, 4]}], owner=owner)
+        diagnostics.record_diagnostics(run_id, epoch, [{"layer": "dense_0", "index": 0, "activation": "relu",
+                                                        "units": 8, "dead_fraction": 0.25,
+                                                        "saturated_fraction": 0.0}], owner=owner)
+    runs.set_device(run_id, "CPU")
+    assert not runs.heartbeat(run_id, epoch=2, batch=3, batches=10, owner=owner)
+
+
+def _progress(run_id: int) -> tuple:
+    """What the run claims: its progress fields, then its rows of metrics, layer statistics, diagnostics."""
+    from sqlalchemy import func, select
+
+    from app.storage.models import EpochMetric, LayerDiagnostic, LayerStat
+
+    run = runs.get_run(run_id)
+    with session_scope() as session:
+        rows = tuple(session.scalar(select(func.count()).select_from(table).where(table.run_id == run_id))
+                     for table in (EpochMetric, LayerStat, LayerDiagnostic))
+    return (run.status, run.epoch, run.batch, run.batches, run.worker_host, run.device, run.started_at) + rows
+
+
+def test_warm_shutdowns_use_no_attempt_so_one_crash_is_retried(stored):
+    """Ctrl-C of `initlab up` twice (each worker also claims and gives back its prefetched runs), then one
+    kill -9: the run used to fail with "the worker was lost 2 times" (INITLAB_MAX_ATTEMPTS is 2 here)."""
+    run_id = stored.runs[0].id
+    for cycle in range(3):
+        assert runs.claim_run(run_id, worker_host=f"up{cycle}:1").attempts == 1
+        assert runs.release_run(run_id, note=SHUTDOWN, owner=f"up{cycle}:1") == "queued"
+        assert runs.get_run(run_id).attempts == 0  # given back on purpose: no attempt used
+    runs.claim_run(run_id, worker_host="dead:1")
+    age(Run, [run_id], heartbeat_at=120)
+    assert reconciler.sweep_orphaned_runs() == [run_id]  # one real loss: queued again
+    assert runs.get_run(run_id).attempts == 1
+    runs.claim_run(run_id, worker_host="dead:2")
+    age(Run, [run_id], heartbeat_at=120)
+    reconciler.sweep_orphaned_runs()
+    run = runs.get_run(run_id)
+    assert run.status == "failed" and "the worker was lost 2 times" in run.error  # the count is true
+
+
+@pytest.mark.parametrize("how", ["worker lost", "warm shutdown"])
+def test_a_run_put_back_in_the_queue_claims_no_progress(stored, how):
+    """It read "queued, epoch 2 of 3, worker_host dead:1" and /metrics listed the epochs it will train again."""
+    run_id = stored.runs[0].id
+    runs.claim_run(run_id, worker_host="w:1")
+    _train_a_little(run_id, "w:1")
+    assert _progress(run_id)[1:6] + _progress(run_id)[-3:] == (2, 3, 10, "w:1", "CPU", 2, 2, 2)
+    if how == "worker lost":
+        age(Run, [run_id], heartbeat_at=120)
+        assert reconciler.sweep_orphaned_runs() == [run_id]
+    else:
+        assert runs.release_run(run_id, note=SHUTDOWN, owner="w:1") == "queued"
+    assert _progress(run_id) == ("queued", 0, 0, 0, None, None, None, 0, 0, 0)
+
+
+def test_a_cancelled_or_failed_release_keeps_what_the_run_recorded(stored):
+    """Only a run that trains again forgets its attempt: a cancelled or failed one keeps its epochs."""
+    cancelled, failed = (run.id for run in stored.runs)
+    for run_id in (cancelled, failed):
+        runs.claim_run(run_id, worker_host="w:1")
+        _train_a_little(run_id, "w:1")
+    runs.request_cancel([cancelled])
+    assert runs.release_run(cancelled, note=SHUTDOWN, owner="w:1") == "cancelled"
+    assert runs.release_run(failed, note="worker lost; requeued", fail_with="lost for good") == "failed"
+    for run_id in (cancelled, failed):
+        run = runs.get_run(run_id)
+        assert (run.epoch, run.worker_host, run.device, run.attempts) == (2, "w:1", "CPU", 1)
+        assert _progress(run_id)[-3:] == (2, 2, 2)
+
+
+def test_the_page_caches_drop_a_requeued_attempt_and_tell_the_next_one_apart(stored):
+    """app/dashboard/cache.py keys a run by (attempts, started_at): a run lost (same attempts) and one
+    given back (attempts taken back) must each get a key its stopped attempt's rows are not kept under."""
+    from app.dashboard.cache import CACHE
+    from app.storage import views
+
+    run_id = stored.runs[0].id
+    keys = []
+
+    def aggregate():
+        (row,) = [row for row in views.study_runs(stored.id) if row["id"] == run_id]
+        keys.append((row["attempts"], row["started_at"]))
+        return CACHE.aggregates([row])[run_id]
+
+    runs.claim_run(run_id, worker_host="w:1")
+    _train_a_little(run_id, "w:1")
+    assert sorted(aggregate().epochs["kernel"]) == [1, 2]
+    age(Run, [run_id], heartbeat_at=120)
+    reconciler.sweep_orphaned_runs()  # lost: attempts stay 1
+    assert aggregate().epochs == {} and aggregate().ranges == {}
+    runs.claim_run(run_id, worker_host="w:2")
+    _train_a_little(run_id, "w:2")
+    aggregate()
+    assert runs.release_run(run_id, note=SHUTDOWN, owner="w:2") == "queued"  # given back: attempts 2 -> 1
+    assert aggregate().epochs == {}
+    runs.claim_run(run_id, worker_host="w:3")
+    assert aggregate().epochs == {}  # the third attempt recorded nothing yet
+    claimed = [key for key in keys if key[1] is not None]
+    assert len(set(claimed)) == 3 and len({started for _, started in claimed}) == 3, keys
