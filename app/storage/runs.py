@@ -179,11 +179,14 @@ def reset_for_retry(run_id: int) -> bool:
     after a few retries would fail the run for good.
     """
     with session_scope() as session:
-        return session.execute(
+        retried = session.execute(
             update(Run).where(Run.id == run_id, Run.status.in_(RETRYABLE_STATUSES))
             .values(status="queued", error=None, epoch=0, batch=0, cancel_requested=False, finished_at=None,
                     enqueued_at=None, attempts=0)
         ).rowcount == 1
+        if retried:  # queued again, like a released run: what the earlier try recorded is redone
+            _forget_attempt(session, run_id, given_back=False)
+        return retried
 
 
 def take_undispatched_runs(run_ids: list[int] | None = None) -> list[int]:

@@ -108,6 +108,20 @@ def test_unknown_ids_are_404(sqlite_app):
     assert sqlite_app.get("/api/runs/999/layers?epoch=0").status_code == 404
 
 
+def test_a_retried_run_claims_no_progress_while_it_waits(sqlite_app):
+    from app.storage import records
+
+    study = sqlite_app.post("/api/studies", json=STUDY).json()
+    run_id = study["runs"][0]["id"]
+    run_store.claim_run(run_id, worker_host="host:1")
+    records.record_epoch(run_id, 1, {"loss": 2.0, "accuracy": 0.1, "val_loss": 2.0, "val_accuracy": 0.1, "seconds": 1})
+    run_store.finish_run(run_id, "failed", error="boom")
+    retried = sqlite_app.post(f"/api/runs/{run_id}/retry").json()
+    assert (retried["status"], retried["epoch"], retried["worker_host"], retried["error"]) == ("queued", 0, None, None)
+    epochs = {run["run_id"]: run["epochs"] for run in sqlite_app.get(f"/api/studies/{study['id']}/metrics").json()["runs"]}
+    assert epochs.get(run_id, []) == []  # the failed try's epochs are redone, not shown as this try's
+
+
 def test_layers_of_an_epoch_to_come_are_empty_and_past_the_plan_a_404(sqlite_app):
     study = sqlite_app.post("/api/studies", json=STUDY).json()
     run = study["runs"][0]
