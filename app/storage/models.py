@@ -54,7 +54,9 @@ class Base(DeclarativeBase):
 
 class Study(Base):
     __tablename__ = "studies"
-    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_studies_idempotency_key"),)
+    # sqlite_autoincrement: a deleted study's id is never given to a new one (migration 0010).
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_studies_idempotency_key"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -72,6 +74,7 @@ class Study(Base):
 
 class Run(Base):
     __tablename__ = "runs"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)

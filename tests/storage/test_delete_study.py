@@ -70,3 +70,14 @@ def test_a_finished_study_is_deleted_with_everything_recorded(database):
     # The other study is untouched.
     assert [run.id for run in studies.get_study(kept_id).runs] == kept_runs
     assert _rows(kept_runs) == {"epoch_metrics": 1, "layer_stats": 1, "layer_diagnostics": 1}
+
+
+def test_a_deleted_studys_ids_are_never_given_to_a_new_one(database):
+    """The newest study deleted, the next one gets new study and run ids (SQLite gave it the same ones,
+    so a bookmark or `initlab export 5` showed another study; migration 0010)."""
+    study_id, run_ids = _trained_study()
+    runs.request_cancel(run_ids)
+    assert runs.finish_run(run_ids[0], "cancelled", owner="host:1")
+    assert studies.delete_study(study_id) is True
+    again, next_runs = _trained_study()
+    assert again > study_id and min(next_runs) > max(run_ids)
