@@ -48,7 +48,8 @@ def theory_caveat(spec: StudySpec) -> str | None:
     """Why the mean-field lines are only a reference for this network (None: a plain MLP, the theory's own)."""
     model = spec.model
     departures = [what for what, present in (
-        ("convolutions", model.family == "cnn"), (NORMALIZATION_NAMES.get(model.normalization), model.normalization != "none"),
+        ("convolutions", model.family == "cnn"),
+        (NORMALIZATION_NAMES.get(model.normalization), model.normalization != "none"),
         ("residual blocks", model.residual)) if present]
     if not departures:
         return None
