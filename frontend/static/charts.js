@@ -8,6 +8,11 @@ export const GRID = "#e3e6ea";
 export const PLOT_CONFIG = {
   responsive: true,
   displaylogo: false,
+  // plotly.js 4 shows a "Share chart" button by default that uploads the chart's data to Plotly's
+  // cloud: the pages work offline and a study's data stays on this machine.
+  showSendToCloud: false,
+  showEditInChartStudio: false,
+  plotlyServerURL: "",
   modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
   toImageButtonOptions: { format: "png", scale: 2 },
 };

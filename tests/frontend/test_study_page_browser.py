@@ -56,6 +56,10 @@ def test_finished_study_draws_every_chart(live_server, finished_study, page, art
     drawn = page.evaluate(f"() => {CHARTS!r}.map(id => document.getElementById(id).classList.contains('js-plotly-plot'))")
     assert drawn == [True] * len(CHARTS)
     page.screenshot(path=str(artifacts / "study_finished.png"), full_page=True)
+    # No chart offers to upload its data (plotly.js 4's "Share chart" goes to cloud.plotly.com).
+    assert page.locator(".modebar-btn").count() > 0
+    assert page.locator('.modebar-btn[data-attr="sendChartToCloud"], .modebar-btn[data-title*="Share"], '
+                        '.modebar-btn[data-title*="Chart Studio"]').count() == 0
 
     # Verdict: He normal leads; Glorot's seed 0 diverged and is flagged.
     assert "He normal leads" in page.locator("#verdict-text").inner_text()
