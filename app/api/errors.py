@@ -35,7 +35,19 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         return JSONResponse({"detail": [{"field": "body", "msg": "the body is not valid JSON (or not UTF-8)",
                                          "type": "json_invalid", "loc": ["body"]}]}, status_code=422)
+    if exc.status_code == 404 and _wants_a_page(request):
+        from app.api.routes.pages import page_context, templates
+
+        return templates.TemplateResponse(request, "404.html", page_context(
+            page="404", message=f"There is no page at {request.url.path}."), status_code=404)
     return await http_exception_handler(request, exc)
+
+
+def _wants_a_page(request: Request) -> bool:
+    """A person's browser on a mistyped address gets the site's Not found page; API clients keep JSON."""
+    path = request.url.path
+    return (request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
+            and not path.startswith(("/api/", "/static/", "/openapi")))
 
 
 async def _storage_unavailable(_request: Request, exc: StorageUnavailable) -> JSONResponse:

@@ -301,3 +301,13 @@ def test_delete_a_study_once_nothing_of_it_runs(sqlite_app):
     assert sqlite_app.get(f"/api/runs/{run_id}").status_code == 404
     assert sqlite_app.delete(f"/api/studies/{study['id']}").status_code == 404
     assert sqlite_app.get("/api/studies").json() == []
+
+
+def test_a_mistyped_page_address_gets_the_not_found_page_and_api_clients_json(sqlite_app):
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    for path in ("/nope", "/studies/", "/diagnostics"):
+        page = sqlite_app.get(path, headers=html)
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html"), path
+        assert "Not found" in page.text and f"There is no page at {path}." in page.text
+    assert sqlite_app.get("/nope").json() == {"detail": "Not Found"}  # curl and scripts keep JSON
+    assert sqlite_app.get("/api/nope", headers=html).headers["content-type"] == "application/json"
