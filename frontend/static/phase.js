@@ -27,11 +27,13 @@ export function phaseFigure(view, bias) {
     hovertemplate: "σ_w² %{x}<br>depth %{y}<br>%{z:.1%}<extra></extra>",
   }];
   if (theory) {
-    data.push({
-      type: "scatter", mode: "lines", name: `${theory.c}·ξ_c (theory)`, x: theory.curve.weight_variance,
-      y: theory.curve.depth.map((d) => (d === null ? null : Math.min(d, top))), line: { color: "#ffffff", width: 3 },
-      hovertemplate: "σ_w² %{x:.3f}: trainable depth %{y:.1f}<extra></extra>",
-    });
+    // Cut, not clamped, where it leaves the plot: a clamped curve lay flat along the top edge. A white line
+    // over a black one reads on every cell; the legend shows the black one (white on white is invisible).
+    const y = theory.curve.depth.map((d) => (d === null || d > top ? null : d));
+    const curve = { type: "scatter", mode: "lines", x: theory.curve.weight_variance, y, legendgroup: "theory" };
+    data.push({ ...curve, name: `${theory.c}·ξ_c (theory)`, line: { color: "#000000", width: 5 }, hoverinfo: "skip" });
+    data.push({ ...curve, name: `${theory.c}·ξ_c`, showlegend: false, line: { color: "#ffffff", width: 3 },
+                hovertemplate: "σ_w² %{x:.3f}: trainable depth %{y:.1f}<extra></extra>" });
     if (theory.critical_weight_variance !== null) {
       data.push({
         type: "scatter", mode: "lines", name: `σ_w* = ${theory.critical_weight_variance.toFixed(3)} (χ₁ = 1)`,
@@ -44,7 +46,8 @@ export function phaseFigure(view, bias) {
   if (edge && edge.trained !== false) {  // nothing trained: no measured region to draw (the note says so)
     data.push({
       type: "scatter", mode: "lines+markers", name: "deepest trainable (measured)", x: edge.weight_variance,
-      y: edge.trainable_depth, line: { color: "#f0e442", width: 2 }, marker: { size: 7, symbol: "diamond" },
+      // open markers: the cell's value stays readable under them
+      y: edge.trainable_depth, line: { color: "#f0e442", width: 2 }, marker: { size: 12, symbol: "diamond-open" },
       hovertemplate: `σ_w² %{x}: trains to depth %{y} (≥ ${(100 * edge.threshold).toFixed(0)} %)<extra></extra>`,
     });
     if (edge.critical_weight_variance !== null) {
@@ -57,15 +60,17 @@ export function phaseFigure(view, bias) {
   }
   const critical = theory?.critical_weight_variance;
   const annotations = critical === null || critical === undefined ? [] : [
-    // above the plot, where no cell hides them
-    { x: (Math.min(...x) + critical) / 2, y: 1, yref: "paper", yanchor: "bottom", text: "← ordered", showarrow: false, font: { size: 14 } },
-    { x: (Math.max(...x) + critical) / 2, y: 1, yref: "paper", yanchor: "bottom", text: "chaotic →", showarrow: false, font: { size: 14 } },
+    // above the plot, where no cell hides them, at its two ends: they never overlap, even on a phone
+    { x: 0, xref: "paper", xanchor: "left", y: 1, yref: "paper", yanchor: "bottom", text: "← ordered", showarrow: false,
+      font: { size: 13 } },
+    { x: 1, xref: "paper", xanchor: "right", y: 1, yref: "paper", yanchor: "bottom", text: "chaotic →", showarrow: false,
+      font: { size: 13 } },
   ];
   return {
     data,
     layout: baseLayout(`${theory?.activation ?? ""}, σ_b² = ${bias}`, {
-      height: 500, annotations, legend: { orientation: "h", x: 0, y: -0.14, yanchor: "top" },
-      margin: { l: 60, r: 16, t: 56, b: 100 },
+      height: 520, annotations, legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top" },
+      margin: { l: 60, r: 16, t: 56, b: 130 },
       xaxis: { title: { text: "σ_w² (weight variance × fan_in)" }, gridcolor: GRID },
       yaxis: { title: { text: "depth (hidden layers)" }, range: [0, top], gridcolor: GRID },
     }),
@@ -150,9 +155,14 @@ export function mountPhase(studyId) {
     try {
       state.view = await fetchJSON(`/api/studies/${studyId}/phase?${query}`);
     } catch (err) {
-      status.textContent = `Could not load the phase diagram (${err.message}).`;
+      // A 422 names the parameter and its rule: say it, and mark the control (c is the one a person types).
+      const problems = Array.isArray(err.body?.detail) ? err.body.detail : [];
+      const reason = problems.map((item) => `${item.field}: ${String(item.msg).replace(/^Value error, /, "")}`).join("; ");
+      if (problems.some((item) => item.field === "c")) $("phase-c").setAttribute("aria-invalid", "true");
+      status.textContent = `Could not load the phase diagram (${reason || err.message}).`;
       return;
     }
+    $("phase-c").removeAttribute("aria-invalid");
     syncOptions();
     const finished = state.view.cells.reduce((sum, cell) => sum + cell.finished, 0);
     const runs = state.view.cells.reduce((sum, cell) => sum + cell.run_ids.length, 0);

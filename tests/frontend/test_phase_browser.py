@@ -54,12 +54,16 @@ def traces(page, chart: str) -> list[str]:
 def test_the_phase_page_draws_the_heatmap_with_the_edge_of_chaos(live_server, sweep, page, artifacts):
     page.goto(f"{live_server}/studies/{sweep}/phase")
     page.wait_for_function("() => document.getElementById('phase').dataset.ready === 'true'", timeout=30000)
-    assert traces(page, "chart-phase") == ["measured", "6·ξ_c (theory)", "σ_w* = 1.761 (χ₁ = 1)",
+    assert traces(page, "chart-phase") == ["measured", "6·ξ_c (theory)", "6·ξ_c", "σ_w* = 1.761 (χ₁ = 1)",
                                            "deepest trainable (measured)", "measured σ_w* ≈ 1.75"]
+    # The theory curve is cut where it leaves the plot, never drawn flat along the top edge.
+    top, curve = page.evaluate("""() => { const chart = document.getElementById('chart-phase');
+        return [chart.layout.yaxis.range[1], chart.data[2].y]; }""")
+    assert None in curve and max(d for d in curve if d is not None) <= top
     z = page.evaluate("() => document.getElementById('chart-phase').data[0].z")
     assert z == [[0.9, 0.9, 0.9], [0.2, 0.9, 0.2]]  # depths 3 and 12 (rows) × σ_w² 0.5, 1.75, 4 (columns)
     # a cell trains at ≥ 0.5 (halfway from chance 0.1 to the best 0.9): only σ_w² 1.75 trains at depth 12
-    assert page.evaluate("() => document.getElementById('chart-phase').data[3].y") == [3, 12, 3]
+    assert page.evaluate("() => document.getElementById('chart-phase').data[4].y") == [3, 12, 3]
     note = page.locator("#phase-theory-note").inner_text()
     assert "edge of chaos at σ_w* = 1.761" in note and "trains deepest is 1.75" in note
     names = traces(page, "chart-correlation")
@@ -69,12 +73,16 @@ def test_the_phase_page_draws_the_heatmap_with_the_edge_of_chaos(live_server, sw
     page.wait_for_function("() => document.getElementById('chart-phase').data[1].name.startsWith('3·')")
     page.locator("#phase").screenshot(path=str(artifacts / "phase_page.png"))
     assert page.watch.errors == [] and page.watch.external() == []
+    page.fill("#phase-c", "-5")  # the server's reason is shown and the control marked
+    page.locator("#phase-c").dispatch_event("change")
+    page.wait_for_function("() => document.getElementById('phase-c').getAttribute('aria-invalid') === 'true'")
+    assert "c: Input should be greater than 0" in page.locator("#phase-status").inner_text()
 
 
 def test_a_diagram_where_nothing_trained_states_no_measured_edge(live_server, chance_sweep, page):
     page.goto(f"{live_server}/studies/{chance_sweep}/phase")
     page.wait_for_function("() => document.getElementById('phase').dataset.ready === 'true'", timeout=30000)
-    assert traces(page, "chart-phase") == ["measured", "6·ξ_c (theory)", "σ_w* = 1.761 (χ₁ = 1)"]
+    assert traces(page, "chart-phase") == ["measured", "6·ξ_c (theory)", "6·ξ_c", "σ_w* = 1.761 (χ₁ = 1)"]
     note = page.locator("#phase-theory-note").inner_text()
     assert "edge of chaos at σ_w* = 1.761" in note
     assert "nothing trained: the best cell reaches 15 %, less than 10 points above chance (10 %)" in note
