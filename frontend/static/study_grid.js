@@ -37,5 +37,7 @@ export function gridFigure(groups) {
 export async function renderGrid(spec, summary) {
   if (!section || !chart || (!spec.activations && !spec.depths)) return;
   section.hidden = false;
-  if (window.Plotly) await window.Plotly.react(chart, ...Object.values(gridFigure(summary.groups)), PLOT_CONFIG);
+  const figure = gridFigure(summary.groups);
+  chart.style.height = `${figure.layout.height}px`;  // one row per initializer: the box follows, no blank below
+  if (window.Plotly) await window.Plotly.react(chart, figure.data, figure.layout, PLOT_CONFIG);
 }

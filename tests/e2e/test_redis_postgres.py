@@ -182,6 +182,8 @@ def test_a_grid_study_trains_each_cell_with_its_own_activation_and_depth(stack, 
     z = page.evaluate("() => document.getElementById('chart-grid').data[0].z")
     assert [len(row) for row in z] == [4, 4], z  # 2 initializers x 4 cells
     assert all(0.0 < value <= 1.0 for row in z for value in row), z
+    # The box is as tall as the heatmap's rows need (a fixed 340 px left ~125 px blank under two rows).
+    assert page.evaluate("() => document.getElementById('chart-grid').getBoundingClientRect().height") == 120 + 48 * 2
     assert page.watch.errors == []
 
 
