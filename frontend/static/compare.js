@@ -1,6 +1,7 @@
 // The compare page: two or more studies' verdicts and validation curves in columns. Colours
-// follow the initializer, not the study, so "He normal" is the same blue in every column.
-import { badge, colourMap, el, fetchJSON, formatMeanStd } from "./common.js";
+// follow the initializer, not the study, so "He normal" is the same blue in every column, and
+// one metric has one y range in every column. Refreshed while any study is queued or running.
+import { ACTIVE_STATUSES, badge, colourMap, el, fetchJSON, formatMeanStd, refreshMs } from "./common.js";
 import { draw } from "./charts.js";
 import { curveFigure } from "./curves.js";
 
@@ -23,24 +24,89 @@ function verdictTable(study, colours) {
     el("tbody", {}, ...study.groups.map(row))));
 }
 
+/** Each metric's y range over every column (from what the charts will draw), so columns compare at a glance. */
+function sharedRange(figures, percent) {
+  let low = 0;
+  let high = -Infinity;
+  for (const figure of figures) {
+    for (const trace of figure.data) {
+      for (const value of trace.y ?? []) {
+        if (typeof value !== "number" || !Number.isFinite(value)) continue;
+        low = Math.min(low, value);
+        high = Math.max(high, value);
+      }
+    }
+  }
+  if (!Number.isFinite(high)) return null;
+  if (high <= low) high = low + (percent ? 1 : 1e-6);
+  const pad = 0.04 * (high - low);
+  return [low < 0 ? low - pad : 0, percent ? Math.min(high + pad, 1.02) : high + pad];
+}
+
+function column(study) {
+  return el("section", { class: "panel", "data-study-id": String(study.study_id), "aria-label": study.name },
+    el("h2", {}, el("a", { href: `/studies/${study.study_id}`, text: study.name }), " ", el("span", { class: "cmp-badge" })),
+    el("p", { class: "muted cmp-summary" }),
+    el("div", { class: "cmp-verdict" }),
+    el("div", { class: "chart", id: `cmp-acc-${study.study_id}`, role: "img", "aria-label": `Validation accuracy of ${study.name}` }),
+    el("div", { class: "chart", id: `cmp-loss-${study.study_id}`, role: "img", "aria-label": `Validation loss of ${study.name}` }));
+}
+
 async function render() {
   const colours = colourMap(view.studies.flatMap((study) => study.groups.map((g) => g.key)));
   const grid = $("compare-grid");
   const band = $("compare-band").value;
-  if (!grid.children.length) {
-    grid.replaceChildren(...view.studies.map((study) => el("section", { class: "panel", "data-study-id": String(study.study_id),
-                                                                         "aria-label": study.name },
-      el("h2", {}, el("a", { href: `/studies/${study.study_id}`, text: study.name }), " ", badge(study.status)),
-      el("p", { class: "muted", text: `${study.groups.length} initializer(s) · seeds ${study.seeds.join(", ")} · ${study.planned_epochs} epochs` }),
-      verdictTable(study, colours),
-      el("div", { class: "chart", id: `cmp-acc-${study.study_id}`, role: "img", "aria-label": `Validation accuracy of ${study.name}` }),
-      el("div", { class: "chart", id: `cmp-loss-${study.study_id}`, role: "img", "aria-label": `Validation loss of ${study.name}` }))));
+  if (!grid.children.length) grid.replaceChildren(...view.studies.map(column));
+  // Badges, summaries and verdicts are redrawn on every refresh; the charts are updated in place.
+  for (const study of view.studies) {
+    const section = grid.querySelector(`section[data-study-id="${study.study_id}"]`);
+    if (!section) continue;
+    section.querySelector(".cmp-badge").replaceChildren(badge(study.status));
+    section.querySelector(".cmp-summary").textContent =
+      `${study.groups.length} initializer(s) · seeds ${study.seeds.join(", ")} · ${study.planned_epochs} epochs`;
+    section.querySelector(".cmp-verdict").replaceChildren(verdictTable(study, colours));
   }
   const options = { band, seeds: false, log: false, isolated: null, legend: true };
-  await Promise.all(view.studies.flatMap((study) => [
-    draw($(`cmp-acc-${study.study_id}`), curveFigure("val_accuracy", "Validation accuracy", study, colours, options)),
-    draw($(`cmp-loss-${study.study_id}`), curveFigure("val_loss", "Validation loss", study, colours, options)),
-  ]));
+  const charts = [["acc", "val_accuracy", "Validation accuracy", true], ["loss", "val_loss", "Validation loss", false]];
+  const drawings = [];
+  for (const [prefix, metric, title, percent] of charts) {
+    const figures = view.studies.map((study) => [study, curveFigure(metric, title, study, colours, options)]);
+    const range = sharedRange(figures.map(([, figure]) => figure), percent);
+    for (const [study, figure] of figures) {
+      if (range) Object.assign(figure.layout.yaxis, { range, autorange: false });
+      drawings.push(draw($(`cmp-${prefix}-${study.study_id}`), figure));
+    }
+  }
+  await Promise.all(drawings);
+}
+
+let timer = null;
+
+/** Fetch the studies again while any of them is queued or running (not while the tab is hidden). */
+function schedule() {
+  clearTimeout(timer);
+  timer = null;
+  if (!view || document.hidden || !view.studies.some((study) => ACTIVE_STATUSES.has(study.status))) return;
+  timer = setTimeout(refresh, refreshMs());
+}
+
+async function refresh() {
+  try {
+    view = await fetchJSON(`/api/compare?ids=${ids.join(",")}`);
+  } catch (err) {
+    status.textContent = `Could not refresh the studies: ${err.message}. Retrying…`;
+    clearTimeout(timer);
+    timer = document.hidden ? null : setTimeout(refresh, Math.max(refreshMs(), 5000));
+    return;
+  }
+  status.textContent = summary();
+  await render();
+  schedule();
+}
+
+function summary() {
+  const active = view.studies.filter((study) => ACTIVE_STATUSES.has(study.status)).length;
+  return `${view.studies.length} studies${active ? ` (${active} still training; updated as epochs finish)` : ""}.`;
 }
 
 async function start() {
@@ -55,10 +121,14 @@ async function start() {
     status.textContent = `Could not load the studies: ${err.message}.`;
     return;
   }
-  status.textContent = `${view.studies.length} studies.`;
+  status.textContent = summary();
   await render();
   document.getElementById("compare").dataset.ready = "true";
+  schedule();
 }
 
 $("compare-band").addEventListener("change", () => view && render());
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) { clearTimeout(timer); timer = null; } else if (view && !timer) schedule();
+});
 start();

@@ -1,5 +1,6 @@
-// The home page: the study list (filter by name, pick studies to compare; refreshed while
-// something trains) and the form that creates a study (presets, checks before sending).
+// The home page: the study list (filter by name, pick studies to compare; refreshed often while
+// something trains, every few refreshes otherwise, never while the tab is hidden) and the form
+// that creates a study (presets, checks before sending).
 import { ACTIVE_STATUSES, badge, el, fetchJSON, formatCounts, formatTime, refreshMs } from "./common.js";
 import { validateStudy } from "./form_rules.js";
 import { initializerItem } from "./initializer_picker.js";
@@ -35,7 +36,7 @@ async function loadStudies() {
   } catch (err) {
     status.textContent = `Could not load the studies: ${err.message}. Retrying…`;
     status.hidden = false;
-    listTimer = setTimeout(loadStudies, Math.max(refreshMs(), 5000));
+    if (token === listToken && !document.hidden) listTimer = setTimeout(loadStudies, Math.max(refreshMs(), 5000));
     return;
   }
   if (token !== listToken) return; // the filter changed meanwhile
@@ -55,8 +56,28 @@ async function loadStudies() {
   table.hidden = studies.length === 0;
   status.textContent = studies.length ? "" : (filter ? `No study's name contains “${filter}”.` : "No studies yet: create one below.");
   status.hidden = studies.length > 0;
-  if (studies.some((study) => ACTIVE_STATUSES.has(study.status))) listTimer = setTimeout(loadStudies, refreshMs());
+  scheduleList(studies.some((study) => ACTIVE_STATUSES.has(study.status)));
 }
+
+/**
+ * Ask again: soon while a study trains, at a slower pace otherwise (a study created from the CLI
+ * or the API still shows up), and not at all while the tab is hidden (visibilitychange resumes).
+ */
+function scheduleList(active) {
+  clearTimeout(listTimer);
+  listTimer = null;
+  if (document.hidden) return;
+  listTimer = setTimeout(loadStudies, active ? refreshMs() : Math.max(refreshMs() * 5, 1000));
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) {
+    clearTimeout(listTimer);
+    listTimer = null;
+  } else {
+    loadStudies();
+  }
+});
 
 $("study-filter").addEventListener("input", () => {
   clearTimeout(listTimer);
