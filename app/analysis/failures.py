@@ -177,7 +177,8 @@ def _grouped(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
 
 
 def failure_view(study_id: int, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Per run its tags; per initializer × activation the share of measured runs with each tag.
+    """Per run its tags; per initializer × activation (× grid cell: a run's optional "cell", the label the
+    summary gives it) the share of measured runs with each tag.
 
     A run counts once it has recorded anything (or diverged); queued runs and those that
     failed before epoch 0 are left out of the shares and counted as pending.
@@ -195,11 +196,17 @@ def failure_view(study_id: int, inputs: dict[str, Any]) -> dict[str, Any]:
         measured = bool(diagnostics[run_id] or gradients[run_id] or losses[run_id]) or run["status"] == "diverged"
         tags = run_tags(run, diagnostics[run_id], gradients[run_id], losses[run_id]) if measured else []
         epochs = sorted({row["epoch"] for row in diagnostics[run_id] + gradients[run_id]})
+        grid = run.get("cell")
         runs.append({"run_id": run_id, "initializer": run["initializer"], "params": params,
                      "key": key, "label": label, "seed": run["seed"], "status": run["status"],
-                     "activation": activation, "measured": measured, "epochs_checked": epochs, "tags": tags})
-        cell = cells.setdefault((key, activation), {"key": key, "label": label, "activation": activation,
-                                                    "runs": 0, "pending": 0, "counts": dict.fromkeys(TAGS, 0)})
+                     "activation": activation, "cell": grid, "depth": run.get("depth"),
+                     "weight_variance": run.get("weight_variance"), "bias_variance": run.get("bias_variance"),
+                     "measured": measured, "epochs_checked": epochs, "tags": tags})
+        # In a grid study (or a sweep's σ_b² column) one row per initializer and cell: pooling depths would mix
+        # networks that fail for different reasons.
+        cell = cells.setdefault((key, activation, grid), {"key": key, "label": label, "activation": activation,
+                                                          "cell": grid, "runs": 0, "pending": 0,
+                                                          "counts": dict.fromkeys(TAGS, 0)})
         if not measured:
             cell["pending"] += 1
             continue

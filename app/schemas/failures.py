@@ -33,6 +33,11 @@ class RunFailures(Numbers):
     seed: int
     status: str
     activation: str
+    cell: str | None = Field(default=None, description="the run's grid cell as the summary names it (\"relu · 3 "
+                                                       "layers\", \"2 blocks\", \"σ_b² 0.05\"); null without a grid")
+    depth: int | None = Field(default=None, description="the grid's depth of this run (null: the model's own)")
+    weight_variance: float | None = Field(default=None, description="σ_w² of a weight-variance sweep's run")
+    bias_variance: float | None = Field(default=None, description="σ_b² of a weight-variance sweep's run")
     measured: bool = Field(description="false until the run records its first epoch (or while it is queued)")
     epochs_checked: list[int] = Field(description="the epochs the tags were decided from: 0 and the latest")
     tags: list[RunTag]
@@ -48,7 +53,8 @@ class MatrixCell(Numbers):
     key: str
     label: str
     activation: str
-    runs: int = Field(description="measured runs of this initializer and activation")
+    cell: str | None = Field(default=None, description="the grid cell of this row (null without a grid)")
+    runs: int = Field(description="measured runs of this initializer and activation (and grid cell)")
     pending: int = Field(description="runs not measured yet")
     counts: dict[str, int]
     shares: dict[str, float | None] = Field(description="per tag, counts / runs (null without measured runs)")

@@ -2,6 +2,7 @@
 // optionally every seed's own line; one colour per initializer on every chart of the page.
 import { finite } from "./common.js";
 import { GRID, bandTraces, baseLayout, visibility } from "./charts.js";
+import { noEpochReason, recordedEpochs, studyFinished } from "./summary_table.js";
 
 export const CURVE_CHARTS = [
   { id: "chart-val-accuracy", metric: "val_accuracy", title: "Validation accuracy" },
@@ -56,11 +57,23 @@ export function curveFigure(metric, title, view, colours, options) {
       : { type: log ? "log" : "linear", gridcolor: GRID, rangemode: log ? undefined : "tozero",
           title: { text: log ? "cross-entropy (log)" : "cross-entropy", standoff: 4 } },
   });
-  if (!data.length || view.groups.every((g) => !g.curves.epochs.length)) {
-    layout.annotations = [{ text: "No epoch finished yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+  const note = emptyNote(metric, title, view);
+  if (!data.length || note) {
+    layout.annotations = [{ text: note ?? "No epoch finished yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
     if (percent) layout.yaxis.range = [0, 1]; // Plotly's empty axis would read 0 – 400 %
   }
   return { data, layout };
+}
+
+/** Why a chart has nothing to draw (null: it has): no epoch yet, none ever (the runs failed), or only NaN/∞ values. */
+export function emptyNote(metric, title, view) {
+  if (!recordedEpochs(view)) {
+    return studyFinished(view) ? noEpochReason(view).replace(": ", ":<br>") : "No epoch finished yet.";
+  }
+  const values = [...view.groups.map((g) => g.curves[metric].mean), ...(view.runs ?? []).map((r) => r[metric])];
+  if (values.some((series) => series.some((v) => finite(v) !== null))) return null;
+  const what = isLoss(metric) ? "loss" : "accuracy";
+  return `Every ${title.toLowerCase()} value is NaN or infinite:<br>the runs diverged (no ${what} to draw).`;
 }
 
 /**

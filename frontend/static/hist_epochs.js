@@ -6,7 +6,7 @@ import { GRID, baseLayout } from "./charts.js";
 import { TENSOR_KINDS } from "./tensor_kinds.js";
 
 /** answer: /runs/{id}/histograms. Each epoch's row is scaled to its own peak so every shape stays visible. */
-export function heatmapFigure(answer, title) {
+export function heatmapFigure(answer, title, empty = "No statistics for this run yet.") {
   const edges = answer?.edges ?? [];
   const centres = edges.slice(1).map((e, i) => (e + edges[i]) / 2);
   const z = [];
@@ -22,19 +22,20 @@ export function heatmapFigure(answer, title) {
     colorbar: { title: { text: "of peak", side: "right" }, thickness: 12, tickformat: ".0%" },
     hovertemplate: "epoch %{y}<br>value %{x:.3g}<br>%{customdata:.2%} of the values<extra></extra>",
   }] : [];
-  const layout = baseLayout(`${title}: ${TENSOR_KINDS[answer?.kind]?.words ?? ""} histogram per epoch`, {
+  const words = TENSOR_KINDS[answer?.kind]?.words;
+  const layout = baseLayout(`${title}: ${words ? `${words} ` : ""}histogram per epoch`, {
     xaxis: { title: { text: "value", standoff: 4 }, gridcolor: GRID },
     yaxis: { title: { text: "epoch" }, dtick: (answer?.epochs?.length ?? 0) <= 21 ? 1 : undefined, autorange: "reversed" },
     margin: { l: 56, r: 16, t: 40, b: 44 }, meta: { run: answer?.run_id, layer: answer?.layer },
   });
-  if (!data.length) layout.annotations = [{ text: "No statistics for this run yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+  if (!data.length) layout.annotations = [{ text: empty, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
   return { data, layout };
 }
 
 const BANDS = [[0, 8, 0.12, "min – max"], [1, 7, 0.2, "7 – 93 %"], [2, 6, 0.3, "16 – 84 %"], [3, 5, 0.42, "31 – 69 %"]];
 
 /** answer: /runs/{id}/percentiles; colour: the run's initializer colour. */
-export function percentileFigure(answer, title, colour) {
+export function percentileFigure(answer, title, colour, empty = "No statistics for this run yet.") {
   const x = answer?.epochs ?? [];
   const at = (k) => (answer?.values ?? []).map((row) => finite(row[k]));
   const data = [];
@@ -58,6 +59,6 @@ export function percentileFigure(answer, title, colour) {
     yaxis: { title: { text: "value" }, gridcolor: GRID, zerolinecolor: "#c9ced4" },
     margin: { l: 60, r: 16, t: 40, b: 40 }, meta: { run: answer?.run_id, layer: answer?.layer },
   });
-  if (!data.length) layout.annotations = [{ text: "No statistics for this run yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+  if (!data.length) layout.annotations = [{ text: empty, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
   return { data, layout };
 }

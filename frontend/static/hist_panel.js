@@ -83,7 +83,8 @@ export class HistPanel {
     if (token !== this.token) return; // a newer request has started
     Object.assign(this.slider, { min: "0", max: String(latest), disabled: latest === 0 });
     this.slider.value = String(chosen);
-    $("hist-epoch-value").textContent = latest === 0 ? "0 (only initialization so far)" : `${chosen}${chosen === latest ? " (latest)" : ""}`;
+    $("hist-epoch-value").textContent = latest === 0 ? `0 (only initialization ${finished ? "was recorded" : "so far"})`
+      : `${chosen}${chosen === latest ? " (latest)" : ""}`;
     const approximate = base.approximate || current?.approximate;
     $("hist-note").textContent = approximate
       ? "Approximate: some rows were recorded before quantiles were stored and are re-binned from their own 64-bin histograms." : "";
@@ -102,10 +103,11 @@ export class HistPanel {
       $("hist-note").textContent += ` Showing ${shown.length} of ${names.length} layers, spread over the depth`
         + " (Layers: all shows every one; the overlay and epoch views below take any layer).";
     }
-    const grid = gridFigure(base, current, groups, colours, { tensor: kind, epoch: chosen, theory, shown });
+    const grid = gridFigure(base, current, groups, colours, { tensor: kind, epoch: chosen, theory, shown, finished });
     const hist = $("chart-hist");
     hist.style.minWidth = `${Math.max(1, groups.length) * 190 + 90}px`;
-    const overlay = overlayFigure(current ?? base, $("overlay-layer").value, groups, colours, { tensor: kind, epoch: chosen, isolated });
+    const overlay = overlayFigure(current ?? base, $("overlay-layer").value, groups, colours,
+                                  { tensor: kind, epoch: chosen, isolated, finished });
     await Promise.all([draw(hist, grid), draw($("chart-overlay"), overlay)]);
     isolateOnLegendClick($("chart-overlay"), this.onIsolate);
   }
@@ -131,7 +133,17 @@ export class HistPanel {
     setOptions($("epochs-run"), runs.map((r) => [String(r.id), `${r.label} · seed ${r.seed}`]), String(runs[0]?.id ?? ""));
     const run = runs.find((r) => String(r.id) === $("epochs-run").value);
     const layer = $("epochs-layer").value;
-    if (!run || !layer) return;
+    if (!run || !layer) {
+      // Nothing to pick: say why instead of leaving two blank boxes.
+      const note = !run ? "No run to show." : finished
+        ? "No layer statistics were recorded<br>(see the runs table)."
+        : "No layer statistics recorded yet.";
+      const title = run ? `${run.label} · seed ${run.seed}` : "No run";
+      await Promise.all([draw($("chart-heatmap"), heatmapFigure(null, title, note)),
+                         draw($("chart-percentiles"), percentileFigure(null, title, colours.get(run?.group), note))]);
+      this.epochKey = null;
+      return;
+    }
     const { kind, range } = this.options();
     const key = JSON.stringify([run.id, layer, kind, range]);
     if (finished && this.epochKey === key) return;
@@ -142,8 +154,9 @@ export class HistPanel {
     ]);
     if (token !== this.epochToken) return;
     const title = `${run.label} · seed ${run.seed} · ${layer}`;
-    await Promise.all([draw($("chart-heatmap"), heatmapFigure(heat, title)),
-                       draw($("chart-percentiles"), percentileFigure(bands, title, colours.get(run.group)))]);
+    const empty = finished ? "No statistics were recorded for this run and layer." : undefined;
+    await Promise.all([draw($("chart-heatmap"), heatmapFigure(heat, title, empty)),
+                       draw($("chart-percentiles"), percentileFigure(bands, title, colours.get(run.group), empty))]);
     this.epochKey = key;
   }
 }

@@ -65,9 +65,29 @@ export function spreadLayers(names, count) {
   return names.filter((_, i) => picked.has(i));
 }
 
+/** A column heading in full, wrapped at its " · " parts (then at spaces) into lines of about ``width`` characters:
+ * a cut label would make "Glorot (Xavier) uniform · 2 blocks" and "… · 4 blocks" read the same. */
+export function wrapLabel(label, width = 24) {
+  const words = label.split(" · ").flatMap((part, i) => {
+    const pieces = part.length > width ? part.split(" ") : [part];
+    return pieces.map((piece, j) => ({ piece, glue: j > 0 ? " " : i > 0 ? " · " : "" }));
+  });
+  const lines = [];
+  for (const { piece, glue } of words) {
+    if (lines.length && (lines.at(-1) + glue + piece).length <= width) lines[lines.length - 1] += glue + piece;
+    else lines.push(lines.length && glue === " · " ? `· ${piece}` : piece);
+  }
+  return lines;
+}
+
+/** The layers a group's network has: those where a run of the group recorded something at epoch 0. */
+function layersOf(base, group) {
+  return new Set((base?.layers ?? []).filter((l) => l.runs.some((r) => group.run_ids.includes(r.run_id))).map((l) => l.layer));
+}
+
 /** (a) rows = layers, columns = groups. base / current: /histograms answers at epoch 0 and the chosen epoch;
- * shown: the layer names to draw (null: all). */
-export function gridFigure(base, current, groups, colours, { tensor, epoch, theory = null, shown = null }) {
+ * shown: the layer names to draw (null: all); finished: no run is queued or running (nothing more will come). */
+export function gridFigure(base, current, groups, colours, { tensor, epoch, theory = null, shown = null, finished = false }) {
   const source = current ?? base;
   const layers = (source?.layers ?? []).filter((l) => (l.runs.length || base?.layers.some((b) => b.layer === l.layer))
     && (shown === null || shown.includes(l.layer)));
@@ -75,17 +95,21 @@ export function gridFigure(base, current, groups, colours, { tensor, epoch, theo
   const annotations = [];
   const rows = Math.max(1, layers.length);
   const columns = Math.max(1, groups.length);
+  const headings = groups.map((group) => wrapLabel(group.label));
+  const extra = 15 * (Math.max(1, ...headings.map((lines) => lines.length)) - 1);
   const layout = baseLayout(epoch > 0 ? `${TENSOR_KINDS[tensor].title} histograms: epoch 0 (grey) and epoch ${epoch} (colour)`
     : `${TENSOR_KINDS[tensor].title} histograms at initialization (epoch 0)`, {
     font: { ...FONT, size: 11 }, showlegend: false, annotations, meta: { epoch, tensor },
-    margin: { l: 70, r: 16, t: 84, b: 30 }, height: rows * 150 + 110,
+    margin: { l: 70, r: 16, t: 84 + extra, b: 30 }, height: rows * 150 + 110 + extra,
     grid: { rows, columns, pattern: "independent", xgap: 0.08, ygap: 0.3 },
   });
   if (!layers.length || !groups.length) {
-    annotations.push({ text: "No layer statistics recorded yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 });
+    annotations.push({ text: finished ? "No layer statistics were recorded (see the runs table)."
+      : "No layer statistics recorded yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 });
     Object.assign(layout, { height: 200, xaxis: { visible: false }, yaxis: { visible: false } });
     return { data, layout };
   }
+  const networks = groups.map((group) => layersOf(base, group));
   layers.forEach((layer, r) => {
     const baseLayer = base?.layers.find((l) => l.layer === layer.layer);
     groups.forEach((group, c) => {
@@ -122,14 +146,18 @@ export function gridFigure(base, current, groups, colours, { tensor, epoch, theo
       if (!before?.x.length && !after?.x.length) {
         // An empty trace keeps the cell in the grid (Plotly lays out only subplots with traces).
         data.push({ type: "scatter", mode: "lines", x: [null], y: [null], xaxis: xa, yaxis: ya, hoverinfo: "skip" });
-        annotations.push({ text: "no data yet", showarrow: false, xref: `${xa} domain`, yref: `${ya} domain`, x: 0.5, y: 0.5,
-                           font: { size: 11, color: "#4a525c" } });
+        // A depth grid's shallower network has no such layer; a diverged one only NaN/∞ values.
+        const why = networks[c].size && !networks[c].has(layer.layer) ? "no such layer in this network"
+          : (before?.nonfinite || after?.nonfinite) ? "only NaN/∞ values" : finished ? "no data recorded" : "no data yet";
+        annotations.push({ text: why, showarrow: false, xref: `${xa} domain`, yref: `${ya} domain`, x: 0.5, y: 0.5,
+                           font: { size: 11, color: "#4a525c" }, meta: { note: "empty", group: group.key, layer: layer.layer } });
         layout[axis("xaxis", n)].showticklabels = false;
       }
       if (r === 0) {
-        // Long labels (custom initializers, grid cells) would run into the next column's.
-        const short = group.label.length > 26 ? `${group.label.slice(0, 25)}…` : group.label;
-        annotations.push({ text: `<b>${short}</b>`, hovertext: group.label, showarrow: false, xref: `${xa} domain`, yref: "paper", x: 0.5, y: 1,
+        // Long labels (custom initializers, grid cells) would run into the next column's: wrapped, never cut.
+        const text = headings[c].map((line) => `<b>${line}</b>`).join("<br>");
+        annotations.push({ text, hovertext: group.label, showarrow: false, xref: `${xa} domain`, yref: "paper", x: 0.5, y: 1,
+                           meta: { heading: group.label },
                            yshift: 22, xanchor: "center", yanchor: "bottom", font: { size: 12, color: colours.get(group.key) } });
       }
       if (c === 0) {
@@ -166,11 +194,13 @@ function theoryTraces(theory, layerName, group, xa, ya, label, data, annotations
 }
 
 /** (b) one layer, every group at the chosen epoch on one axis. */
-export function overlayFigure(current, layerName, groups, colours, { tensor, epoch, isolated }) {
-  const layer = current?.layers.find((l) => l.layer === layerName);
+export function overlayFigure(current, layerName, groups, colours, { tensor, epoch, isolated, finished = false }) {
+  const layer = layerName ? current?.layers.find((l) => l.layer === layerName) : undefined;
   const data = [];
+  let nonfinite = 0;
   for (const group of groups) {
     const outline = pooledOutline(layer, group.run_ids);
+    nonfinite += outline?.nonfinite ?? 0;
     if (!outline?.x.length) continue;
     data.push({ type: "scatter", mode: "lines", x: outline.x, y: outline.y, name: group.label, legendgroup: group.key,
                 visible: visibility(group.key, isolated), line: { color: colours.get(group.key), width: 2 },
@@ -188,13 +218,19 @@ export function overlayFigure(current, layerName, groups, colours, { tensor, epo
     annotations.push({ text: `${tall.join(", ")} runs off the top (a spike)`, showarrow: false, xref: "paper", yref: "paper",
                        x: 1, y: 1, xanchor: "right", yanchor: "bottom", font: { size: 11, color: "#4a525c" } });
   }
-  const layout = baseLayout(`${TENSOR_KINDS[tensor].heading} of ${layerName ?? "–"} at epoch ${epoch}, every initializer`, {
+  const layout = baseLayout(`${TENSOR_KINDS[tensor].heading}${layerName ? ` of ${layerName}` : ""} at epoch ${epoch}, every initializer`, {
     annotations,
     showlegend: true, legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
     xaxis: { title: { text: "value", standoff: 4 }, gridcolor: GRID, zerolinecolor: "#c9ced4" },
     yaxis: { title: { text: "density" }, gridcolor: GRID, rangemode: "tozero", range }, margin: { l: 60, r: 16, t: 40, b: 40 },
     meta: { epoch, tensor, layer: layerName },
   });
-  if (!data.length) layout.annotations = [{ text: "No data at this epoch yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+  if (!data.length) {
+    const text = !layerName ? (finished ? "No layer statistics were recorded<br>(see the runs table)."
+      : "No layer statistics recorded yet.")
+      : nonfinite ? `Every value of ${layerName} at epoch ${epoch} is NaN or infinite:<br>the runs diverged.`
+        : finished ? `No data for ${layerName} at epoch ${epoch}.` : "No data at this epoch yet.";
+    layout.annotations = [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+  }
   return { data, layout };
 }

@@ -15,27 +15,52 @@ const parts = {};
 
 function build() {
   parts.matrix = el("div", { id: "failures-matrix", class: "chart failures-matrix", role: "img",
-                             "aria-label": "Share of runs with each failure mode, per initializer and activation" });
+                             "aria-label": "Share of runs with each failure mode, per initializer and activation (and grid cell)" });
   parts.table = el("table", { id: "failures-table", class: "data-table" },
-    el("caption", { class: "visually-hidden", text: "Every measured run with its failure modes; each tag's evidence is in its tooltip" }),
-    el("thead", {}, el("tr", {}, ...["Initializer", "Activation", "Seed", "Status", "Failure modes"].map(
-      (text) => el("th", { scope: "col", text })))),
+    el("caption", { class: "visually-hidden", text: "Every measured run with its failure modes; focus or click a tag for its evidence" }),
+    el("thead", {}, el("tr")),
     el("tbody"));
+  // A tag's evidence, written here on focus or click: a title tooltip shows on hover only, never on focus or touch.
+  parts.evidence = el("p", { id: EVIDENCE_ID, class: "hint failure-evidence", "aria-live": "polite",
+                             text: "Focus or click a tag to read its evidence here." });
+  parts.table.addEventListener("focusin", (event) => showEvidence(event.target));
+  parts.table.addEventListener("click", (event) => showEvidence(event.target));
   parts.status = el("p", { id: "failures-status", class: "muted", role: "status", "aria-live": "polite" });
   parts.rules = el("dl", { class: "failure-rules" });
   body.replaceChildren(
     el("p", { class: "hint", text: "Decided from the worker's measurements on the fixed probe batch, at initialization "
-      + "(epoch 0) and at each run's latest epoch. Hover or focus a tag for its evidence." }),
+      + "(epoch 0) and at each run's latest epoch. Hover, focus or click a tag for its evidence." }),
     el("h3", { text: "How often each initializer fails" }), parts.matrix,
-    el("h3", { text: "Tags per run" }), el("div", { class: "table-wrap" }, parts.table), parts.status,
+    el("h3", { text: "Tags per run" }), el("div", { class: "table-wrap" }, parts.table), parts.evidence, parts.status,
     el("details", { class: "failure-help" }, el("summary", { text: "What each tag means" }), parts.rules));
 }
 
-const rowLabel = (cell, many) => (many ? `${cell.label} · ${cell.activation}` : cell.label);
+const EVIDENCE_ID = "failures-evidence";
+
+/** A run's (or matrix row's) grid cell as the summary names it, with σ_w² in a weight-variance sweep ("" without a grid). */
+export const cellText = (item) => [item.weight_variance !== null && item.weight_variance !== undefined
+  ? `σ_w² ${item.weight_variance}` : null, item.cell].filter(Boolean).join(" · ");
+
+/** The study has a grid (activations, depths, σ_b² or σ_w²): its runs need their cell to be told apart. */
+const hasGrid = (view) => view.runs.some((run) => cellText(run));
+
+/** A matrix row: the initializer, with its grid cell (which names the activation in an activation grid). */
+function rowLabel(cell, many) {
+  if (cell.cell) return `${cell.label} · ${cell.cell}`;
+  return many ? `${cell.label} · ${cell.activation}` : cell.label;
+}
+
+function showEvidence(target) {
+  const tag = target?.closest?.(".failure-chip");
+  if (!tag || !parts.evidence) return;
+  const run = tag.closest("tr")?.dataset.runLabel ?? "";
+  parts.evidence.textContent = `${run ? `${run}: ` : ""}${tag.dataset.label}: ${tag.dataset.evidence.replaceAll("\n", "; ")}`;
+}
 
 function matrixFigure(view) {
   const cells = view.matrix.cells.filter((cell) => cell.runs > 0);
   const many = view.matrix.activations.length > 1;
+  // In a sweep the σ_w² is part of each row's initializer label already; its cell adds σ_b² and the grid.
   const tags = view.tags;
   const y = cells.map((cell) => rowLabel(cell, many));
   const z = cells.map((cell) => tags.map((tag) => cell.shares[tag.tag]));
@@ -58,7 +83,8 @@ function matrixFigure(view) {
 
 function chip(tag) {
   const evidence = tag.evidence.map((item) => item.detail).join("\n");
-  return el("span", { class: `failure-chip failure-${tag.tag}`, "data-tag": tag.tag, title: evidence, tabindex: "0" },
+  return el("span", { class: `failure-chip failure-${tag.tag}`, "data-tag": tag.tag, title: evidence, tabindex: "0",
+                      "data-label": tag.label, "data-evidence": evidence, "aria-describedby": EVIDENCE_ID },
     tag.label, el("span", { class: "visually-hidden", text: `: ${evidence.replaceAll("\n", "; ")}` }));
 }
 
@@ -73,8 +99,13 @@ export function renderFailures(view) {
   if (!parts.table) build();
   const measured = view.runs.filter((run) => run.measured);
   section.hidden = measured.length === 0;
-  parts.table.tBodies[0].replaceChildren(...view.runs.map((run) => el("tr", { "data-run-id": run.run_id },
-    el("td", { text: run.label }), el("td", { text: run.activation }), el("td", { class: "num", text: String(run.seed) }),
+  const grid = hasGrid(view);
+  parts.table.tHead.rows[0].replaceChildren(...["Initializer", ...(grid ? ["Cell"] : []), "Activation", "Seed", "Status",
+    "Failure modes"].map((text) => el("th", { scope: "col", text })));
+  parts.table.tBodies[0].replaceChildren(...view.runs.map((run) => el("tr", { "data-run-id": run.run_id,
+    "data-run-label": [run.label, cellText(run), `seed ${run.seed}`].filter(Boolean).join(" · ") },
+    el("td", { text: run.label }), grid ? el("td", { class: "failure-cell", text: cellText(run) || "–" }) : null,
+    el("td", { text: run.activation }), el("td", { class: "num", text: String(run.seed) }),
     el("td", {}, badge(run.status)), tagsCell(run))));
   parts.rules.replaceChildren(...view.tags.flatMap((tag) => [el("dt", { text: tag.label }), el("dd", { text: tag.rule })]));
   const pending = view.runs.length - measured.length;

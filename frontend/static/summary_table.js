@@ -25,7 +25,9 @@ function labelCell(group, colour) {
 
 function runsCell(group) {
   const t = group.table;
-  const parts = [`${t.succeeded} of ${t.runs} done`];
+  // Done = finished, whatever the outcome (succeeded, diverged, failed, cancelled: app/domain/lifecycle.py
+  // TERMINAL_STATUSES); only queued and running runs are not. A diverged run is a finding, not an unfinished run.
+  const parts = [`${t.runs - t.active} of ${t.runs} done`];
   if (t.active) parts.push(`${t.active} active`);
   return el("td", { text: parts.join(" · ") });
 }
@@ -109,7 +111,11 @@ function cellSentence(cell, scored) {
  */
 export function verdictSentence(view) {
   const scored = view.groups.filter((g) => g.table.final_val_accuracy.mean !== null);
-  if (!scored.length) return "No epoch has finished yet: the verdict appears after the first one.";
+  if (!scored.length) {
+    if (!studyFinished(view)) return "No epoch has finished yet: the verdict appears after the first one.";
+    return recordedEpochs(view) ? "No initializer leads: no run recorded a finite validation accuracy (the runs diverged)."
+      : noEpochReason(view);
+  }
   const cells = new Map();
   for (const group of scored) {
     const cell = group.cell ?? "";
@@ -121,4 +127,19 @@ export function verdictSentence(view) {
   if (diverged.length) text += ` Diverged (NaN/∞ loss): ${diverged.map((g) => `${g.label} (${g.table.diverged})`).join(", ")}.`;
   if (view.groups.some((g) => g.table.active)) text += " Runs are still training, so this may change.";
   return text;
+}
+
+/** No run of the study is queued or running (a /summary answer): what is missing now stays missing. */
+export const studyFinished = (view) => view.groups.length > 0 && view.groups.every((g) => !g.table.active);
+
+/** Some group recorded at least one epoch. */
+export const recordedEpochs = (view) => view.groups.some((g) => g.curves.epochs.length);
+
+/** Why a finished study recorded no epoch, from its runs' statuses (the runs table has their errors). */
+export function noEpochReason(view) {
+  const statuses = (view.runs ?? []).map((run) => run.status);
+  const every = (status) => statuses.length && statuses.every((s) => s === status);
+  const how = every("failed") ? "every run failed" : every("cancelled") ? "every run was cancelled"
+    : "every run ended before its first epoch";
+  return `No epoch was recorded: ${how} (see the runs table).`;
 }
