@@ -55,23 +55,24 @@ def test_the_study_list_shows_a_study_created_elsewhere(live_server, finished_st
     expect(page.get_by_role("link", name="Made from the CLI")).to_be_visible(timeout=8000)
     # A hidden tab stops asking.
     polls = _count_requests(page, "/api/studies")
-    page.evaluate("""() => {
-        Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
-        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
-        document.dispatchEvent(new Event('visibilitychange'));
-    }""")
+    _set_hidden(page, True)
     page.wait_for_timeout(500)
     polls.clear()
     page.wait_for_timeout(3000)
     assert polls == []
-    page.evaluate("""() => {
-        Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
-        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' });
-        document.dispatchEvent(new Event('visibilitychange'));
-    }""")
+    _set_hidden(page, False)
     page.wait_for_timeout(1000)
     assert polls, "polling resumes when the tab is shown again"
     assert page.watch.errors == []
+
+
+def _set_hidden(page, hidden: bool) -> None:
+    """The tab hidden or shown, as the browser says it (document.hidden and a visibilitychange event)."""
+    page.evaluate("""(hidden) => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => hidden ? 'hidden' : 'visible' });
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""", hidden)
 
 
 # ---- compare: follows training, shares y ranges -------------------------------------------------
