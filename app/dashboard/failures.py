@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from app.analysis import failures
 from app.dashboard.memo import MEMO
-from app.dashboard.summary import study_summary
+from app.domain.spec import StudySpec
 from app.schemas.failures import FailureView
 from app.storage import views
 from app.storage.diagnostics import failure_inputs
@@ -28,13 +28,14 @@ def _failure_view(study_id: int) -> FailureView | None:
 
 
 def _with_cells(study_id: int, inputs: dict) -> None:
-    """Each run's grid cell as the summary names it ("relu · 3 layers", "2 blocks", "σ_b² 0.05"; None without a
-    grid: taken from the summary's own groups, so both views say it alike) with its depth and, in a weight-variance
-    sweep, its σ_w² and σ_b², so the failure table and matrix keep the grid's cells apart."""
-    summary = study_summary(study_id, with_runs=False, with_stats=False)
-    cells = {run_id: group.cell for group in (summary.groups if summary else []) for run_id in group.run_ids}
+    """Each run's grid cell as every view names it ("relu · 3 layers", "2 blocks", "σ_b² 0.05"; None without a
+    grid: StudySpec.cell_label) with its depth and, in a weight-variance sweep, its σ_w² and σ_b², so the failure
+    table and matrix keep the grid's cells apart."""
+    header = views.study_header(study_id)
+    spec = StudySpec.model_validate(header["spec"]) if header else None
     grid = {run["id"]: run for run in views.study_runs(study_id)}
     for run in inputs["runs"]:
         row = grid.get(run["id"], {})
-        run.update(cell=cells.get(run["id"]), depth=row.get("depth"), weight_variance=row.get("weight_variance"),
+        cell = spec.cell_label(row.get("activation"), row.get("depth"), row.get("bias_variance")) if spec else None
+        run.update(cell=cell, depth=row.get("depth"), weight_variance=row.get("weight_variance"),
                    bias_variance=row.get("bias_variance"))

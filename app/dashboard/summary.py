@@ -27,19 +27,9 @@ from app.schemas.dashboard import (
 from app.storage import views
 
 
-def _cell(spec: StudySpec, activation: str | None = None, depth: int | None = None,
-          bias_variance: float | None = None) -> str | None:
-    """A grid cell's label, e.g. "tanh · 3 layers" or "3 blocks" (None: the study has no grid): the runs a paired
-    test may compare, since within a cell only the initial weights differ."""
-    cell = [activation] if activation else []
-    cell += [spec.depth_words(depth)] if depth else []
-    cell += [f"σ_b² {bias_variance:g}"] if bias_variance is not None else []
-    return " · ".join(cell) or None
-
-
 def _label(spec: StudySpec, initializer: str, params: dict[str, Any], activation: str | None = None,
            depth: int | None = None, bias_variance: float | None = None) -> str:
-    cell = _cell(spec, activation, depth, bias_variance)
+    cell = spec.cell_label(activation, depth, bias_variance)
     return " · ".join([initializer_label(initializer, params), *([cell] if cell else [])])
 
 
@@ -98,7 +88,7 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
     groups, tables, series_out, paired = [], [], [], []
     for group in _groups(spec, runs):
         verdicts = [run_verdict(by_run[run["id"]]) for run in group["runs"]]
-        cell = _cell(spec, group["activation"], group["depth"], group["bias_variance"])
+        cell = spec.cell_label(group["activation"], group["depth"], group["bias_variance"])
         paired.append({"key": group["key"], "initializer": group["initializer"], "cell": cell,
                        "choice": initializer_key(group["initializer"], group["params"]),
                        "activation": group["activation"] or spec_activation, "runs": [

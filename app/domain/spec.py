@@ -222,6 +222,15 @@ class StudySpec(NamesInitializers):
         unit = ("conv " if self.model.family == "cnn" else "") + ("block" if self.model.residual else "layer")
         return f"{depth} {unit}{'s' if depth != 1 else ''}"
 
+    def cell_label(self, activation: str | None = None, depth: int | None = None,
+                   bias_variance: float | None = None) -> str | None:
+        """A grid cell's label, e.g. "tanh · 3 layers" or "3 blocks · σ_b² 0.05" (None: no grid): the runs a paired
+        test may compare, since within a cell only the initial weights differ. One label for every view."""
+        cell = [activation] if activation else []
+        cell += [self.depth_words(depth)] if depth else []
+        cell += [f"σ_b² {bias_variance:g}"] if bias_variance is not None else []
+        return " · ".join(cell) or None
+
     def architecture(self, depth: int | None = None) -> Architecture:
         """The network of one run of the cell with ``depth`` (app/domain/architecture.py)."""
         return architecture_of(self.model, DATASETS[self.dataset.name], self.hidden_units_for(depth),
