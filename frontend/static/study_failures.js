@@ -60,7 +60,6 @@ function showEvidence(target) {
 function matrixFigure(view) {
   const cells = view.matrix.cells.filter((cell) => cell.runs > 0);
   const many = view.matrix.activations.length > 1;
-  // In a sweep the σ_w² is part of each row's initializer label already; its cell adds σ_b² and the grid.
   const tags = view.tags;
   const y = cells.map((cell) => rowLabel(cell, many));
   const z = cells.map((cell) => tags.map((tag) => cell.shares[tag.tag]));
