@@ -25,19 +25,24 @@ function verdictTable(study, colours) {
 }
 
 /** Each metric's y range over every column (from what the charts will draw), so columns compare at a glance. */
-function sharedRange(figures, percent) {
+function sharedRange(figures, percent, log = false) {
   let low = 0;
   let high = -Infinity;
   for (const figure of figures) {
     for (const trace of figure.data) {
       for (const value of trace.y ?? []) {
-        if (typeof value !== "number" || !Number.isFinite(value)) continue;
+        if (typeof value !== "number" || !Number.isFinite(value) || (log && value <= 0)) continue;
         low = Math.min(low, value);
         high = Math.max(high, value);
       }
     }
   }
   if (!Number.isFinite(high)) return null;
+  if (log) {  // Plotly's log axes take their range in decades
+    const floor = Math.min(...figures.flatMap((figure) => figure.data.flatMap((trace) => (trace.y ?? [])
+      .filter((value) => typeof value === "number" && Number.isFinite(value) && value > 0))));
+    return [Math.log10(floor) - 0.05, Math.log10(high) + 0.05];
+  }
   if (high <= low) high = low + (percent ? 1 : 1e-6);
   const pad = 0.04 * (high - low);
   return [low < 0 ? low - pad : 0, percent ? Math.min(high + pad, 1.02) : high + pad];
@@ -66,12 +71,12 @@ async function render() {
       `${study.groups.length} initializer(s) · seeds ${study.seeds.join(", ")} · ${study.planned_epochs} epochs`;
     section.querySelector(".cmp-verdict").replaceChildren(verdictTable(study, colours));
   }
-  const options = { band, seeds: false, log: false, isolated: null, legend: true };
+  const options = { band, seeds: false, log: $("compare-log").checked, isolated: null, legend: true };
   const charts = [["acc", "val_accuracy", "Validation accuracy", true], ["loss", "val_loss", "Validation loss", false]];
   const drawings = [];
   for (const [prefix, metric, title, percent] of charts) {
     const figures = view.studies.map((study) => [study, curveFigure(metric, title, study, colours, options)]);
-    const range = sharedRange(figures.map(([, figure]) => figure), percent);
+    const range = sharedRange(figures.map(([, figure]) => figure), percent, !percent && options.log);
     for (const [study, figure] of figures) {
       if (range) Object.assign(figure.layout.yaxis, { range, autorange: false });
       drawings.push(draw($(`cmp-${prefix}-${study.study_id}`), figure));
@@ -128,6 +133,7 @@ async function start() {
 }
 
 $("compare-band").addEventListener("change", () => view && render());
+$("compare-log").addEventListener("change", () => view && render());
 document.addEventListener("visibilitychange", () => {
   if (document.hidden) { clearTimeout(timer); timer = null; } else if (view && !timer) schedule();
 });

@@ -5,6 +5,8 @@ studies list picks up studies created elsewhere, and no page scrolls sideways at
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from playwright.sync_api import expect
 
@@ -115,6 +117,12 @@ def test_compare_columns_share_each_metrics_y_range(live_server, page):
     assert loss[0] == pytest.approx(loss[1]), loss
     assert accuracy[0] == pytest.approx(accuracy[1]), accuracy
     assert loss[0][1] >= 12.0  # the larger study's loss fits in both
+    # On a log scale too (a loss 12× another's is where a log axis helps): one range, in decades.
+    page.get_by_label("Loss on a log scale").check()
+    page.wait_for_function(f"() => document.getElementById('cmp-loss-{small.id}')._fullLayout.yaxis.type === 'log'")
+    logs = page.evaluate(f"""() => ['cmp-loss-{small.id}', 'cmp-loss-{large.id}'].map(id =>
+        document.getElementById(id)._fullLayout.yaxis.range)""")
+    assert logs[0] == pytest.approx(logs[1]) and logs[0][1] >= math.log10(12.0), logs
 
 
 # ---- phones -------------------------------------------------------------------------------------
