@@ -74,7 +74,8 @@ def _at_init_and_latest(session, table, study_id: int, *columns, where=()):
 def failure_inputs(study_id: int) -> dict[str, Any] | None:
     """What app/analysis/failures.py needs of a study; None when there is no such study.
 
-    runs: id, initializer, params, seed, status, diverged_epoch; diagnostics and gradients
+    runs: id, initializer, params, seed, status, diverged_epoch and its grid cell's coordinates (activation,
+    depth, weight_variance, bias_variance; None outside a grid); diagnostics and gradients
     (layer_stats kind "gradient", its L2 norm) at epoch 0 and the latest epoch; losses: every
     recorded epoch's loss, val_loss, accuracy and val_accuracy (a run that trains on after diverging is still
     running).
@@ -85,7 +86,8 @@ def failure_inputs(study_id: int) -> dict[str, Any] | None:
             return None
         runs = session.execute(
             select(Run.id, Run.initializer, Run.initializer_params, Run.seed, Run.status, Run.epoch, Run.epochs,
-                   Run.diverged_epoch).where(Run.study_id == study_id).order_by(Run.id)
+                   Run.diverged_epoch, Run.activation, Run.depth, Run.weight_variance, Run.bias_variance)
+            .where(Run.study_id == study_id).order_by(Run.id)
         )
         runs = [row._asdict() for row in runs]
         diagnostics = _at_init_and_latest(
