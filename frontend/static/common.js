@@ -259,6 +259,17 @@ export function refreshMs() {
   return Number.isFinite(value) && value > 0 ? value : 2000;
 }
 
+/**
+ * A page's next refresh, paused while the tab is hidden: ``after(ms)`` calls ``load`` once, later
+ * (not at all from a hidden tab); hiding the tab cancels it, showing it again calls ``resume``.
+ */
+export function pageTimer(load, resume) {
+  let timer = null;
+  const cancel = () => { clearTimeout(timer); timer = null; };
+  document.addEventListener("visibilitychange", () => { cancel(); if (!document.hidden) resume(); });
+  return { after(ms) { cancel(); if (!document.hidden) timer = setTimeout(load, ms); }, cancel };
+}
+
 /** "#0072B2" -> "rgba(0, 114, 178, alpha)", for bands and fills in an initializer's colour. */
 export function withAlpha(hex, alpha) {
   const value = parseInt(hex.slice(1), 16);

@@ -1,7 +1,7 @@
 // The compare page: two or more studies' verdicts and validation curves in columns. Colours
 // follow the initializer, not the study, so "He normal" is the same blue in every column, and
 // one metric has one y range in every column. Refreshed while any study is queued or running.
-import { ACTIVE_STATUSES, badge, colourMap, el, fetchJSON, formatMeanStd, refreshMs } from "./common.js";
+import { ACTIVE_STATUSES, badge, colourMap, el, fetchJSON, formatMeanStd, pageTimer, refreshMs } from "./common.js";
 import { draw } from "./charts.js";
 import { curveFigure } from "./curves.js";
 
@@ -85,14 +85,12 @@ async function render() {
   await Promise.all(drawings);
 }
 
-let timer = null;
+const timer = pageTimer(refresh, schedule);
 
 /** Fetch the studies again while any of them is queued or running (not while the tab is hidden). */
 function schedule() {
-  clearTimeout(timer);
-  timer = null;
-  if (!view || document.hidden || !view.studies.some((study) => ACTIVE_STATUSES.has(study.status))) return;
-  timer = setTimeout(refresh, refreshMs());
+  if (view && view.studies.some((study) => ACTIVE_STATUSES.has(study.status))) timer.after(refreshMs());
+  else timer.cancel();
 }
 
 async function refresh() {
@@ -100,8 +98,7 @@ async function refresh() {
     view = await fetchJSON(`/api/compare?ids=${ids.join(",")}`);
   } catch (err) {
     status.textContent = `Could not refresh the studies: ${err.message}. Retrying…`;
-    clearTimeout(timer);
-    timer = document.hidden ? null : setTimeout(refresh, Math.max(refreshMs(), 5000));
+    timer.after(Math.max(refreshMs(), 5000));
     return;
   }
   status.textContent = summary();
@@ -134,7 +131,4 @@ async function start() {
 
 $("compare-band").addEventListener("change", () => view && render());
 $("compare-log").addEventListener("change", () => view && render());
-document.addEventListener("visibilitychange", () => {
-  if (document.hidden) { clearTimeout(timer); timer = null; } else if (view && !timer) schedule();
-});
 start();

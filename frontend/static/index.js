@@ -1,7 +1,7 @@
 // The home page: the study list (filter by name, pick studies to compare; refreshed often while
 // something trains, every few refreshes otherwise, never while the tab is hidden) and the form
 // that creates a study (presets, checks before sending).
-import { ACTIVE_STATUSES, badge, el, fetchJSON, formatCounts, formatTime, refreshMs } from "./common.js";
+import { ACTIVE_STATUSES, badge, el, fetchJSON, formatCounts, formatTime, pageTimer, refreshMs } from "./common.js";
 import { validateStudy } from "./form_rules.js";
 import { initializerItem } from "./initializer_picker.js";
 import { clearErrors, fillForm, readForm, showErrors } from "./study_form.js";
@@ -13,7 +13,7 @@ const submitButton = $("submit-study");
 const selected = new Set();
 // variants: the last preset's, when it stands for linked studies (one per variant, compared side by side).
 const choices = { initializers: [], datasets: [], limits: null, variants: [] };
-let listTimer = null;
+const listTimer = pageTimer(loadStudies, loadStudies);  // shown again: ask at once
 let listToken = 0;
 
 // ---- study list -------------------------------------------------------------------------------
@@ -25,7 +25,7 @@ function updateCompareButton() {
 }
 
 async function loadStudies() {
-  clearTimeout(listTimer);
+  listTimer.cancel();
   const token = ++listToken;
   const status = $("studies-status");
   const table = $("studies-table");
@@ -36,7 +36,7 @@ async function loadStudies() {
   } catch (err) {
     status.textContent = `Could not load the studies: ${err.message}. Retrying…`;
     status.hidden = false;
-    if (token === listToken && !document.hidden) listTimer = setTimeout(loadStudies, Math.max(refreshMs(), 5000));
+    if (token === listToken) listTimer.after(Math.max(refreshMs(), 5000));
     return;
   }
   if (token !== listToken) return; // the filter changed meanwhile
@@ -64,25 +64,10 @@ async function loadStudies() {
  * or the API still shows up), and not at all while the tab is hidden (visibilitychange resumes).
  */
 function scheduleList(active) {
-  clearTimeout(listTimer);
-  listTimer = null;
-  if (document.hidden) return;
-  listTimer = setTimeout(loadStudies, active ? refreshMs() : Math.max(refreshMs() * 5, 1000));
+  listTimer.after(active ? refreshMs() : Math.max(refreshMs() * 5, 1000));
 }
 
-document.addEventListener("visibilitychange", () => {
-  if (document.hidden) {
-    clearTimeout(listTimer);
-    listTimer = null;
-  } else {
-    loadStudies();
-  }
-});
-
-$("study-filter").addEventListener("input", () => {
-  clearTimeout(listTimer);
-  listTimer = setTimeout(loadStudies, 200);
-});
+$("study-filter").addEventListener("input", () => listTimer.after(200));
 $("compare-selected").addEventListener("click", () => {
   window.location.assign(`/compare?ids=${[...selected].sort((a, b) => a - b).join(",")}`);
 });
