@@ -18,6 +18,9 @@ export const PLOT_CONFIG = {
 };
 
 /** A layout with the pages' look; ``extra`` wins. */
+/** A note in the middle of an empty chart: why it has nothing to draw. */
+export const centreNote = (text) => ({ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 });
+
 export function baseLayout(title, extra = {}) {
   return {
     title: { text: title, x: 0.01, xanchor: "left", font: { size: 14 } },

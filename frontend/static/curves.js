@@ -1,7 +1,7 @@
 // Learning curves: one figure per metric; per initializer a mean line over seeds in a band,
 // optionally every seed's own line; one colour per initializer on every chart of the page.
 import { finite } from "./common.js";
-import { GRID, bandTraces, baseLayout, visibility } from "./charts.js";
+import { GRID, bandTraces, baseLayout, centreNote, visibility } from "./charts.js";
 import { noEpochReason, recordedEpochs, studyFinished } from "./summary_table.js";
 
 export const CURVE_CHARTS = [
@@ -59,7 +59,7 @@ export function curveFigure(metric, title, view, colours, options) {
   });
   const note = emptyNote(metric, title, view);
   if (!data.length || note) {
-    layout.annotations = [{ text: note ?? "No epoch finished yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+    layout.annotations = [centreNote(note ?? "No epoch finished yet.")];
     if (percent) layout.yaxis.range = [0, 1]; // Plotly's empty axis would read 0 – 400 %
   }
   return { data, layout };

@@ -3,7 +3,7 @@
 // gradient that shrinks layer by layer towards the input (vanishing) or grows (exploding)
 // shows as lines stepping down or up from panel to panel.
 import { finite } from "./common.js";
-import { GRID, bandTraces, baseLayout } from "./charts.js";
+import { GRID, bandTraces, baseLayout, centreNote } from "./charts.js";
 
 const axisName = (kind, n) => (n === 1 ? kind : `${kind}${n}`);
 
@@ -54,7 +54,7 @@ export function gradientFigure(view, colours, options) {
     }
   });
   if (!layers.length) {
-    annotations.push({ text: "No gradient recorded yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 });
+    annotations.push(centreNote("No gradient recorded yet."));
     layout.height = 220;
   }
   return { data, layout };

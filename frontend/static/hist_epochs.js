@@ -2,7 +2,7 @@
 // edges (TensorBoard's histogram mode, seen from above) and (d) TensorBoard's Distributions
 // view: bands between the min, 7, 16, 31, 50, 69, 84, 93 % and max percentiles.
 import { finite, withAlpha } from "./common.js";
-import { GRID, baseLayout } from "./charts.js";
+import { GRID, baseLayout, centreNote } from "./charts.js";
 import { TENSOR_KINDS } from "./tensor_kinds.js";
 
 /** answer: /runs/{id}/histograms. Each epoch's row is scaled to its own peak so every shape stays visible. */
@@ -28,7 +28,7 @@ export function heatmapFigure(answer, title, empty = "No statistics for this run
     yaxis: { title: { text: "epoch" }, dtick: (answer?.epochs?.length ?? 0) <= 21 ? 1 : undefined, autorange: "reversed" },
     margin: { l: 56, r: 16, t: 40, b: 44 }, meta: { run: answer?.run_id, layer: answer?.layer },
   });
-  if (!data.length) layout.annotations = [{ text: empty, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+  if (!data.length) layout.annotations = [centreNote(empty)];
   return { data, layout };
 }
 
@@ -59,6 +59,6 @@ export function percentileFigure(answer, title, colour, empty = "No statistics f
     yaxis: { title: { text: "value" }, gridcolor: GRID, zerolinecolor: "#c9ced4" },
     margin: { l: 60, r: 16, t: 40, b: 40 }, meta: { run: answer?.run_id, layer: answer?.layer },
   });
-  if (!data.length) layout.annotations = [{ text: empty, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+  if (!data.length) layout.annotations = [centreNote(empty)];
   return { data, layout };
 }

@@ -2,7 +2,7 @@
 // epoch): (a) small multiples, rows = layers, columns = initializers, epoch 0 against a chosen
 // epoch; (b) every initializer overlaid for one layer. Seeds of an initializer are pooled.
 import { fetchJSON } from "./common.js";
-import { FONT, GRID, baseLayout, visibility } from "./charts.js";
+import { FONT, GRID, baseLayout, centreNote, visibility } from "./charts.js";
 import { TENSOR_KINDS } from "./tensor_kinds.js";
 
 const BASE_LINE = "rgba(90, 96, 105, 0.8)";
@@ -104,8 +104,8 @@ export function gridFigure(base, current, groups, colours, { tensor, epoch, theo
     grid: { rows, columns, pattern: "independent", xgap: 0.08, ygap: 0.3 },
   });
   if (!layers.length || !groups.length) {
-    annotations.push({ text: finished ? "No layer statistics were recorded (see the runs table)."
-      : "No layer statistics recorded yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 });
+    annotations.push(centreNote(finished ? "No layer statistics were recorded (see the runs table)."
+      : "No layer statistics recorded yet."));
     Object.assign(layout, { height: 200, xaxis: { visible: false }, yaxis: { visible: false } });
     return { data, layout };
   }
@@ -230,7 +230,7 @@ export function overlayFigure(current, layerName, groups, colours, { tensor, epo
       : "No layer statistics recorded yet.")
       : nonfinite ? `Every value of ${layerName} at epoch ${epoch} is NaN or infinite:<br>the runs diverged.`
         : finished ? `No data for ${layerName} at epoch ${epoch}.` : "No data at this epoch yet.";
-    layout.annotations = [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+    layout.annotations = [centreNote(text)];
   }
   return { data, layout };
 }
