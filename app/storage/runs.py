@@ -181,10 +181,10 @@ def reset_for_retry(run_id: int) -> bool:
     with session_scope() as session:
         retried = session.execute(
             update(Run).where(Run.id == run_id, Run.status.in_(RETRYABLE_STATUSES))
-            .values(status="queued", error=None, epoch=0, batch=0, cancel_requested=False, finished_at=None,
+            .values(status="queued", error=None, batch=0, cancel_requested=False, finished_at=None,
                     enqueued_at=None, attempts=0)
         ).rowcount == 1
-        if retried:  # queued again, like a released run: what the earlier try recorded is redone
+        if retried:  # queued again, like a released run: epoch 0, and what the earlier try recorded is redone
             _forget_attempt(session, run_id, given_back=False)
         return retried
 

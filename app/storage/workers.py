@@ -66,8 +66,13 @@ def _beat_at(row: Worker, now: datetime) -> datetime:
     return _aware(row.last_heartbeat, now)
 
 
+def _age_s(row: Worker, now: datetime) -> float:
+    """Seconds since the row's last beat."""
+    return max(0.0, (now - _beat_at(row, now)).total_seconds())
+
+
 def _live(row: Worker, now: datetime) -> bool:
-    return _state(row, max(0.0, (now - _beat_at(row, now)).total_seconds())) in ("training", "idle")
+    return _state(row, _age_s(row, now)) in ("training", "idle")
 
 
 def beat(name: str, pid: int, **values) -> bool:
@@ -123,7 +128,7 @@ def list_workers() -> list[WorkerPublic]:
         rows = session.scalars(select(Worker)).all()
         answer = []
         for row in rows:
-            age = max(0.0, (now - _beat_at(row, now)).total_seconds())
+            age = _age_s(row, now)
             answer.append(WorkerPublic(
                 name=_node_of(row), host=row.host, pid=row.pid, queues=list(row.queues), device=row.device,
                 backend=row.backend, state=_state(row, age), current_runs=list(row.current_runs),
