@@ -270,6 +270,9 @@ export function pageTimer(load, resume) {
   return { after(ms) { cancel(); if (!document.hidden) timer = setTimeout(load, ms); }, cancel };
 }
 
+/** A 422 item's message as a person reads it: without pydantic's "Value error, " prefix. */
+export const problemText = (item, fallback = "") => String(item?.msg ?? fallback).replace(/^Value error, /, "");
+
 /** "#0072B2" -> "rgba(0, 114, 178, alpha)", for bands and fills in an initializer's colour. */
 export function withAlpha(hex, alpha) {
   const value = parseInt(hex.slice(1), 16);

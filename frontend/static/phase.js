@@ -2,7 +2,7 @@
 // heatmap, with mean-field theory drawn on it (the critical σ_w* and the trainable-depth curve
 // c·ξ_c), and per depth the measured correlation of two inputs at init against the prediction.
 // Used by the phase page (phase_page.js) and by the study page's phase section (study.js).
-import { colourMap, el, fetchJSON, finite } from "./common.js";
+import { colourMap, el, fetchJSON, finite, problemText } from "./common.js";
 import { GRID, PLOT_CONFIG, baseLayout } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -157,7 +157,7 @@ export function mountPhase(studyId) {
     } catch (err) {
       // A 422 names the parameter and its rule: say it, and mark the control (c is the one a person types).
       const problems = Array.isArray(err.body?.detail) ? err.body.detail : [];
-      const reason = problems.map((item) => `${item.field}: ${String(item.msg).replace(/^Value error, /, "")}`).join("; ");
+      const reason = problems.map((item) => `${item.field}: ${problemText(item)}`).join("; ");
       if (problems.some((item) => item.field === "c")) $("phase-c").setAttribute("aria-invalid", "true");
       status.textContent = `Could not load the phase diagram (${reason || err.message}).`;
       return;

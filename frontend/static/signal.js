@@ -1,7 +1,7 @@
 // The signal-propagation page: a small form, POST /api/diagnostics/signal-propagation, and three
 // charts against layer index (activation variance, gradient variance: log axes; dead units),
 // one line per initializer in the colour it has on every other page.
-import { colourMap, el, fetchJSON, finite, initializerKey } from "./common.js";
+import { colourMap, el, fetchJSON, finite, initializerKey, problemText } from "./common.js";
 import { GRID, baseLayout, draw } from "./charts.js";
 import { chosenInitializers, initializerItem } from "./initializer_picker.js";
 
@@ -76,7 +76,7 @@ function showErrors(detail, lead) {
   const loose = [];
   for (const item of Array.isArray(detail) ? detail : [{ field: "body", msg: String(detail) }]) {
     let field = String(item.field ?? "body");
-    let message = String(item.msg ?? "").replace(/^Value error, /, "");
+    let message = problemText(item);
     // A rule over several fields comes back on "body", its message led by the field to change.
     const named = field === "body" ? /^([a-z_]+(?:\.[a-z_]+)*): (.+)$/s.exec(message) : null;
     if (named) [, field, message] = named;

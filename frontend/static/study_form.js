@@ -1,5 +1,6 @@
 // The new-study form: reading it into the POST /api/studies body, filling it from a preset,
 // and placing errors (the server's 422, or the same checks run before sending) by their fields.
+import { problemText } from "./common.js";
 import { chosenInitializers, numberOrNull } from "./initializer_picker.js";
 
 /** "128, 64" -> [128, 64]; a token that is not an integer is sent as typed so the server names it. */
@@ -156,7 +157,7 @@ export function showErrors(form, summary, detail, body, lead = null) {
   let first = null;
   for (const item of detail) {
     const field = String(item.field ?? "body");
-    const message = String(item.msg ?? "invalid").replace(/^Value error, /, "");
+    const message = problemText(item, "invalid");
     const slot = slotFor(form, field);
     if (!slot) { loose.push(`${field}: ${message}`); continue; }
     const rest = field.slice(slot.dataset.field.length + 1);
