@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.cli_http import ApiError, BadUrl, Client, Unreachable
 from app.cli_summary import plural, summary_table
+from app.domain.registry import label
 
 out = Console()
 err = Console(stderr=True)
@@ -36,6 +37,9 @@ STATUS_STYLE = {"queued": "dim", "running": "cyan", "succeeded": "green", "diver
 
 UrlOption = typer.Option(None, "--url", help="the server (default: http://127.0.0.1:$INITLAB_PORT)")
 TokenOption = typer.Option(None, "--token", help="API token (default: $INITLAB_API_TOKEN)", show_default=False)
+# The "format" of `initlab export --format json` (app/analysis/export.py json_chunks), spelled out here:
+# importing that module would load TensorBoard's protos into every CLI command.
+EXPORT_FORMAT = "initlab-study-export"
 
 
 class Format(str, enum.Enum):
@@ -72,6 +76,15 @@ def load_study(path: Path) -> dict[str, Any]:
     return body
 
 
+def exported_spec(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The study spec inside a JSON export, None for any other document. A researcher reproducing a
+    study hands its export back; its format, version and runs are no study fields and would be refused."""
+    study = body.get("study")
+    if body.get("format") == EXPORT_FORMAT and isinstance(study, dict) and isinstance(study.get("spec"), dict):
+        return study["spec"]
+    return None
+
+
 def _create(client: Client, body: dict[str, Any]) -> dict[str, Any]:
     # One key for every attempt: a POST repeated after a lost answer returns the first study.
     key = {"Idempotency-Key": f"cli-{uuid.uuid4()}"}
@@ -89,8 +102,9 @@ def _create(client: Client, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(run: dict[str, Any]) -> str:
-    params = ", ".join(f"{name}={value:g}" for name, value in sorted(run["initializer_params"].items()))
-    return f"run {run['id']:>4} {run['initializer']}{f'({params})' if params else ''} seed {run['seed']}"
+    """The domain's own label: a custom initializer's params are words and nulls too, not only numbers.
+    Escaped, since Rich reads a task's description as markup."""
+    return f"run {run['id']:>4} {escape(label(run['initializer'], run.get('initializer_params')))} seed {run['seed']}"
 
 
 def _progress_state(run: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +151,12 @@ def submit(
     """Create a study on a running server; with --wait, follow it and print the summary table."""
     client = connect(url, token)
     body = load_study(study_file)
+    spec = exported_spec(body)
+    if spec is not None:
+        err.print(f"{escape(str(study_file))}: an initlab export; re-submitting the spec of exported study "
+                  f"{body['study'].get('id')} ({escape(json.dumps(body['study'].get('name'), ensure_ascii=False))})",
+                  highlight=False, soft_wrap=True)
+        body = spec
     try:
         study = _create(client, body)
         out.print(f"study {study['id']} created: {plural(len(study['runs']), 'run')} queued", highlight=False)

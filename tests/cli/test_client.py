@@ -107,6 +107,28 @@ def test_submit_waits_prints_the_table_and_export_downloads(server, tmp_path):
     assert gone.returncode == 1 and f"study {study_id} not found" in gone.stderr
 
 
+def test_a_custom_initializer_s_study_is_followed_and_its_json_export_submits_it_again(server, tmp_path):
+    env, base = server
+    study_file = tmp_path / "clip.json"  # the README's seed-001 "clip at 2σ" recipe: params that are words
+    study_file.write_text(json.dumps({
+        "name": "cli clip", "dataset": {"name": "fashion_mnist", "train_samples": 300, "validation_samples": 200},
+        "model": {"hidden_units": [16]}, "training": {"epochs": 1, "batch_size": 64}, "seeds": [0],
+        "initializers": [{"id": "custom", "params": {"distribution": "truncated_normal", "mode": "fan_in",
+                                                     "scale": 2, "clip_sigma": 2}}]}))
+    result = _cli(["submit", str(study_file), "--wait", "--interval", "0.5"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "custom: truncated normal, fan_in, scale 2, clip 2σ seed 0" in result.stderr, result.stderr
+    study_id = int(result.stdout.split("study ", 1)[1].split()[0])
+
+    exported = tmp_path / "export.json"
+    assert _cli(["export", str(study_id), "-f", "json", "-o", str(exported)], env).returncode == 0
+    again = _cli(["submit", str(exported), "--wait", "--interval", "0.5"], env)  # waits: the worker is free after
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f'the spec of exported study {study_id} ("cli clip")' in again.stderr, again.stderr
+    copy = int(again.stdout.split("study ", 1)[1].split()[0])
+    assert copy != study_id and _get(base, f"/api/studies/{copy}")["spec"] == _get(base, f"/api/studies/{study_id}")["spec"]
+
+
 def test_refusals_are_said_plainly(server, tmp_path):
     env, base = server
     bad = tmp_path / "bad.yaml"
