@@ -172,13 +172,15 @@ def _claim_and_train(run_ids: list[int], stop_event: Callable[[], bool] | None) 
 
 
 def _train(setups: list[RunSetup], sink, stop_event, finished) -> dict:
-    from worker.training.device import describe_device
+    from worker.training.datasets import fingerprint
+    from worker.training.device import describe_device, environment
     from worker.training.trainer import train_group
 
     device = describe_device()
+    trained_with = environment(fingerprint(setups[0].dataset.name, get_settings().data_dir))
     ids = [setup.run_id for setup in setups]
     for run_id in ids:
-        run_store.set_device(run_id, device)
+        run_store.set_device(run_id, device, trained_with)
     heartbeat.now_training(ids)  # the workers panel: what this worker trains now
     try:
         with sink.keepalive(ids):

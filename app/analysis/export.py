@@ -27,7 +27,7 @@ import math
 import re
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -167,7 +167,7 @@ def _group(run: dict[str, Any]) -> str:
 
 
 RUN_FIELDS = ("id", "initializer", "initializer_params", "seed", "activation", "depth", "status", "epoch", "epochs", "error",
-              "diverged_epoch", "device", "started_at", "finished_at")
+              "diverged_epoch", "device", "environment", "started_at", "finished_at")
 
 
 def json_chunks(data: StudyData) -> Iterator[str]:
@@ -299,6 +299,8 @@ Scalars: loss, accuracy, val_loss, val_accuracy, seconds, gradient_norm/<layer>,
 <layer>/<kind>_nonfinite where a tensor held NaN/Inf (histograms count finite values only).
 Histograms: <layer>/kernel, <layer>/bias, <layer>/gradient, and a normalization layer's
 <layer>/gamma, <layer>/beta (BatchNorm: also moving_mean, moving_variance); each tensor's own 64 bins.
+study.json: the study's spec and each run's seed, initializer and environment (backend, library
+versions, oneDNN, data fingerprint), without the numbers; `initlab submit study.json` runs it again.
 """
 
 
@@ -310,6 +312,7 @@ def tensorboard_zip_chunks(data: StudyData) -> Iterator[bytes]:
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         archive.writestr(f"{root}/README.txt", README.format(id=data.study["id"], name=data.study.get("name"), root=root))
+        archive.writestr(f"{root}/study.json", "".join(json_chunks(replace(data, metrics={}, layers=lambda run_id: []))))
         for run in data.runs:
             started = _timestamp(run.get("started_at")) or created
             events = run_events(run, data.metrics.get(run["id"], []), data.layers(run["id"]), started, data.histograms)

@@ -82,6 +82,9 @@ class RunPublic(BaseModel):
     cancel_requested: bool = Field(default=False, description="a cancel was asked and the run's worker has not yet stopped it")
     worker_host: str | None
     device: str | None
+    environment: dict[str, Any] | None = Field(
+        default=None, description="what trained it besides its spec and seed: backend, library versions, oneDNN, "
+                                  "threads, the data's fingerprint (null until it trains); numbers repeat within one")
     attempts: int
     created_at: UtcDatetime
     started_at: UtcDatetime | None

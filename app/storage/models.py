@@ -97,6 +97,9 @@ class Run(Base):
     diverged_epoch: Mapped[int | None] = mapped_column(default=None)
     worker_host: Mapped[str | None] = mapped_column(String(200), default=None)
     device: Mapped[str | None] = mapped_column(String(200), default=None)
+    # What else decides its numbers (worker/training/device.py ``environment``): Keras, its backend
+    # and their versions, oneDNN, threads, the data's fingerprint. NULL until it trains.
+    environment: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -73,9 +73,10 @@ def heartbeat(run_id: int, epoch: int | None = None, batch: int | None = None, b
         return bool(session.execute(select(Run.cancel_requested).where(Run.id == run_id)).scalar_one())
 
 
-def set_device(run_id: int, device: str) -> None:
+def set_device(run_id: int, device: str, environment: dict | None = None) -> None:
+    """What the run trains on and with (its page and export show both; numbers repeat within one)."""
     with session_scope() as session:
-        session.execute(update(Run).where(Run.id == run_id).values(device=device))
+        session.execute(update(Run).where(Run.id == run_id).values(device=device, environment=environment))
 
 
 def finish_run(run_id: int, status: str, error: str | None = None, owner: str | None = None,
@@ -139,7 +140,8 @@ def _forget_attempt(session, run_id: int, given_back: bool) -> None:
     attempt back: INITLAB_MAX_ATTEMPTS counts lost workers only, and the reconciler's "lost N
     times" is then true. Same transaction as the release, so no one sees the run half reset.
     """
-    values: dict = {"epoch": 0, "batches": 0, "worker_host": None, "device": None, "started_at": None}
+    values: dict = {"epoch": 0, "batches": 0, "worker_host": None, "device": None, "environment": None,
+                    "started_at": None}
     if given_back:
         values["attempts"] = case((Run.attempts > 0, Run.attempts - 1), else_=0)
     session.execute(update(Run).where(Run.id == run_id).values(**values))

@@ -62,6 +62,8 @@ def study() -> export.StudyData:
     for run in runs:
         run.update(epoch=EPOCHS, epochs=EPOCHS, error=None, diverged_epoch=EPOCHS if run["id"] == 10 else None, device="CPU:0",
                    started_at=datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc), finished_at=None)
+    runs[0]["environment"] = {"backend": "tensorflow", "keras": "3.15.1", "tensorflow": "2.21.0", "onednn": True,
+                              "data": "sha256:0123456789abcdef"}
     layers = {run["id"]: _layers(run["id"], run["id"] == 10) for run in runs}
     return export.StudyData(
         study={"id": 4, "name": "He vs small normal / ü", "status": "partial",
@@ -160,6 +162,12 @@ def test_tensorboard_zip_opens_in_event_accumulator(study, tmp_path):
     root = tmp_path / "initlab-study-4-he-vs-small-normal"
     assert sorted(path.name for path in root.iterdir() if path.is_dir()) == [
         "run-09_he_normal_seed0", "run-10_random_normal_stddev=0.01_seed1"]
+    # The numbers' context travels with them: the spec (to submit again) and what trained each run.
+    described = json.loads((root / "study.json").read_text())
+    assert described["format"] == "initlab-study-export" and described["study"]["spec"] == study.study["spec"]
+    assert [(run["id"], run["seed"], run["environment"]) for run in described["runs"]] == [
+        (run["id"], run["seed"], run.get("environment")) for run in study.runs]
+    assert all(run["metrics"] == [] and run["layers"] == [] for run in described["runs"])
 
     for run in study.runs:
         events = EventAccumulator(str(root / export.run_name(run, 2)), size_guidance={"scalars": 0, "histograms": 0})

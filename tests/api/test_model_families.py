@@ -54,6 +54,15 @@ def test_a_cnn_study_trains_and_records_its_conv_layers(client):
     # Each epoch's row holds the 3·3·1·4 weights of conv_0 (the shared edges cover every value).
     assert [round(sum(row) + below + above) for row, below, above in
             zip(heatmap["counts"], heatmap["below"], heatmap["above"])] == [36, 36, 36]
+    # What trained the runs is kept with each and named in the page's header (numbers repeat within one).
+    import keras
+
+    environment = study["runs"][0]["environment"]
+    assert all(run["environment"] == environment for run in study["runs"])
+    assert environment["backend"] == keras.backend.backend() and environment["data"].startswith("sha256:")
+    header = client.get(f"/studies/{study['id']}").text
+    assert f"Keras {keras.__version__} on " in header and environment["data"] in header
+    assert "environments, whose numbers differ" not in header
 
 
 def test_a_batchnorm_mlp_study_trains_and_records_its_dense_layers(client):

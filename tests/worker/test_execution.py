@@ -24,6 +24,18 @@ def test_a_group_trains_cell_by_cell_and_finishes_each_run(store_study, data_dir
     assert outcomes == {run_id: "succeeded" for run_id in ids}
     finished = [runs.get_run(run_id) for run_id in ids]
     assert [(run.status, run.epoch, run.device, run.attempts) for run in finished] == [("succeeded", 1, "CPU", 1)] * 4
+    # What else decides the numbers is kept with each run (JAX draws other weights; oneDNN rounds otherwise).
+    import keras
+    import tensorflow as tf
+
+    from worker.training.datasets import fingerprint
+
+    environment = finished[0].environment
+    assert all(run.environment == environment for run in finished)
+    assert {key: environment[key] for key in ("backend", "keras", "tensorflow")} == {
+        "backend": "tensorflow", "keras": keras.__version__, "tensorflow": tf.__version__}
+    assert isinstance(environment["onednn"], bool) and environment["data"] == fingerprint("mnist", data_dir)
+    assert environment["data"].startswith("sha256:") and len(environment["data"]) == 23
     assert execute_group(ids) == {}  # sent twice: claimed once, trained once
 
 

@@ -184,7 +184,7 @@ def _train_a_little(run_id: int, owner: str) -> None:
         diagnostics.record_diagnostics(run_id, epoch, [{"layer": "dense_0", "index": 0, "activation": "relu",
                                                         "units": 8, "dead_fraction": 0.25,
                                                         "saturated_fraction": 0.0}], owner=owner)
-    runs.set_device(run_id, "CPU")
+    runs.set_device(run_id, "CPU", {"backend": "tensorflow", "onednn": True})
     assert not runs.heartbeat(run_id, epoch=2, batch=3, batches=10, owner=owner)
 
 
@@ -198,7 +198,7 @@ def _progress(run_id: int) -> tuple:
     with session_scope() as session:
         rows = tuple(session.scalar(select(func.count()).select_from(table).where(table.run_id == run_id))
                      for table in (EpochMetric, LayerStat, LayerDiagnostic))
-    return (run.status, run.epoch, run.batch, run.batches, run.worker_host, run.device, run.started_at) + rows
+    return (run.status, run.epoch, run.batch, run.batches, run.worker_host, run.device, run.environment, run.started_at) + rows
 
 
 def test_warm_shutdowns_use_no_attempt_so_one_crash_is_retried(stored):
@@ -232,7 +232,7 @@ def test_a_run_put_back_in_the_queue_claims_no_progress(stored, how):
         assert reconciler.sweep_orphaned_runs() == [run_id]
     else:
         assert runs.release_run(run_id, note=SHUTDOWN, owner="w:1") == "queued"
-    assert _progress(run_id) == ("queued", 0, 0, 0, None, None, None, 0, 0, 0)
+    assert _progress(run_id) == ("queued", 0, 0, 0, None, None, None, None, 0, 0, 0)
 
 
 def test_a_cancelled_or_failed_release_keeps_what_the_run_recorded(stored):

@@ -19,7 +19,8 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.api import static_files
-from app.domain import datasets
+from app.dashboard import environment
+from app.domain import datasets, registry
 from app.domain.activations import ACTIVATIONS
 from app.settings import get_settings
 from app.storage import studies
@@ -40,6 +41,7 @@ def static_url(name: str) -> str:
 
 
 templates.env.globals["static_url"] = static_url
+templates.env.globals["initializer_label"] = registry.label
 
 
 def page_context(**extra: object) -> dict[str, object]:
@@ -66,7 +68,8 @@ def study_page(request: Request, study_id: str) -> HTMLResponse:
             request, "404.html", page_context(page="404", message=f"There is no study {study_id}."), status_code=404
         )
     names = {item["id"]: item["name"] for item in datasets.catalog()}
-    return templates.TemplateResponse(request, "study.html", page_context(page="study", study=study, dataset_names=names))
+    return templates.TemplateResponse(request, "study.html", page_context(
+        page="study", study=study, dataset_names=names, environments=environment.environments(study.runs)))
 
 
 @router.get("/compare", response_class=HTMLResponse)
