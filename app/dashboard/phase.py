@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.analysis import phase
+from app.domain.datasets import DATASETS
 from app.domain.numbers import json_safe
 from app.domain.spec import StudySpec
 from app.storage import views
@@ -27,8 +28,9 @@ def phase_view(study_id: int, spec: StudySpec, metric: str = phase.DEFAULT_METRI
     theories = [phase.theory(activation, bias, list(spec.weight_variances), depth_limit=2.0 * deepest, c=c)
                 for activation in activations for bias in (spec.bias_variances or [0.0])]
     measured = phase.cells(runs, inputs["finals"], metric)
+    samples = samples_of(spec, metric)
     edges = [edge for activation in activations for bias in (spec.bias_variances or [0.0])
-             if (edge := phase.measured_edge(measured, activation, bias, metric)) is not None]
+             if (edge := phase.measured_edge(measured, activation, bias, metric, samples=samples)) is not None]
     return json_safe({
         "study_id": study_id, "metric": metric, "activations": activations,
         "weight_variances": sorted(spec.weight_variances), "bias_variances": sorted(spec.bias_variances or [0.0]),
@@ -39,6 +41,14 @@ def phase_view(study_id: int, spec: StudySpec, metric: str = phase.DEFAULT_METRI
         "edges": edges,
         "correlations": phase.correlations(runs, inputs["at_init"], activation_of),
     })
+
+
+def samples_of(spec: StudySpec, metric: str) -> int:
+    """The images a run's ``metric`` is measured on: the validation subset's, else the training subset's."""
+    info = DATASETS[spec.dataset.name]
+    if metric.startswith("val_"):
+        return spec.dataset.validation_samples or info.test_size
+    return spec.dataset.train_samples or info.train_size
 
 
 NORMALIZATION_NAMES = {"batchnorm": "BatchNorm", "layernorm": "LayerNorm"}

@@ -78,9 +78,15 @@ class MeasuredEdge(BaseModel):
                                          "(0.1) to the diagram's best cell")
     best: float = Field(description="the diagram's best cell (its mean accuracy)")
     chance: float = Field(description="the accuracy of a network that has learnt nothing (0.1: ten classes)")
-    margin: float = Field(description="how far above chance the best cell must be for any cell to train (0.1)")
+    margin: float = Field(description="how far above chance the best cell must be for any cell to train: at least "
+                                      "0.1, and more where the best of as many cells at chance, on as few images "
+                                      "and seeds, would pass that in more than noise_rate of diagrams")
     trained: bool = Field(description="whether the best cell is that far above chance; false: nothing trained, "
                                       "so no trainable depth and no measured σ_w*")
+    samples: int = Field(description="the images each run's accuracy is measured on (validation or training)")
+    seeds: int = Field(description="the fewest seeds a cell's mean averages")
+    cells: int = Field(description="the diagram's cells with a finite mean")
+    noise_rate: float = Field(description="the share of diagrams at chance whose best cell may pass the margin (0.01)")
     weight_variance: list[float]
     trainable_depth: list[int | None] = Field(description="per σ_w²: the deepest cell that trains (null: none)")
     critical_weight_variance: float | None = Field(

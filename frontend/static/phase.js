@@ -111,8 +111,11 @@ function measuredNote(edge) {
   if (edge === undefined) return "";
   const percent = (value) => `${(100 * value).toFixed(0)} %`;
   if (edge.trained === false) {
+    const seeds = `${edge.seeds} seed${edge.seeds === 1 ? "" : "s"}`;
     return ` Measured: nothing trained: the best cell reaches ${percent(edge.best)}, less than`
-      + ` ${(100 * edge.margin).toFixed(0)} points above chance (${percent(edge.chance)}),`
+      + ` ${Number((100 * edge.margin).toFixed(1))} points above chance (${percent(edge.chance)})`
+      + ` (the best of ${edge.cells} cells at chance, ${seeds} of ${edge.samples} images each, passes that`
+      + ` in at most ${Number((100 * edge.noise_rate).toFixed(1))} % of diagrams),`
       + " so there is no trainable depth and no measured σ_w*.";
   }
   if (edge.critical_weight_variance === null) return "";
