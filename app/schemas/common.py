@@ -30,12 +30,24 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-def plain_text(min_length: int | None = None, max_length: int | None = None) -> Any:
-    """Every free-text field and parameter of a request: a str without control characters. Its length
-    rule sits on the str itself, before the check, so a 422 counts characters (pydantic counts a
-    constraint placed after a validator in "items")."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
-                     AfterValidator(_no_control_characters), Field(json_schema_extra={"pattern": PLAIN_TEXT_PATTERN})]
+# Text that must show something: a name of spaces alone is an invisible, unclickable link.
+VISIBLE_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+
+def _visible(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain a visible character, not only spaces")
+    return value
+
+
+def plain_text(min_length: int | None = None, max_length: int | None = None, visible: bool = False) -> Any:
+    """Every free-text field and parameter of a request: a str without control characters (and, with
+    ``visible``, not only whitespace). Its length rule sits on the str itself, before the check, so a
+    422 counts characters (pydantic counts a constraint placed after a validator in "items")."""
+    checks = (AfterValidator(_no_control_characters),) + ((AfterValidator(_visible),) if visible else ())
+    pattern = VISIBLE_TEXT_PATTERN if visible else PLAIN_TEXT_PATTERN
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), *checks,
+                     Field(json_schema_extra={"pattern": pattern})]
 
 
 def plain_json(data: Any, model: str) -> Any:

@@ -33,8 +33,8 @@ def limits_error(title: str, problems: list[tuple[str, str]]) -> ValidationError
         loc=tuple(field.split(".")), input=None) for field, message in problems])
 
 
-# A study's name: one line of at most 200 characters.
-StudyName = plain_text(min_length=1, max_length=200)
+# A study's name: one line of at most 200 characters, not only spaces (a blank link cannot be clicked).
+StudyName = plain_text(min_length=1, max_length=200, visible=True)
 
 
 class StudyCreate(StudySpec):

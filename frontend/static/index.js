@@ -15,13 +15,34 @@ const selected = new Set();
 const choices = { initializers: [], datasets: [], limits: null, variants: [] };
 const listTimer = pageTimer(loadStudies, loadStudies);  // shown again: ask at once
 let listToken = 0;
+// The API's page size (GET /api/studies: at most 500, newest first), the pages shown (Show more
+// adds one), and the most studies /compare takes.
+const PAGE = 500;
+const MAX_COMPARE = 12;
+let pagesShown = 1;
 
 // ---- study list -------------------------------------------------------------------------------
 
 function updateCompareButton() {
   const button = $("compare-selected");
-  button.disabled = selected.size < 2;
+  button.disabled = selected.size < 2 || selected.size > MAX_COMPARE;
   button.textContent = selected.size ? `Compare selected studies (${selected.size})` : "Compare selected studies";
+  $("compare-hint").textContent = selected.size > MAX_COMPARE
+    ? `At most ${MAX_COMPARE} studies side by side: untick ${selected.size - MAX_COMPARE}.`
+    : "Tick two or more studies to compare them side by side.";
+}
+
+/** The newest ``pages`` pages of studies (one request a page); ``more``: the last page was full. */
+async function fetchStudies(filter, pages) {
+  const studies = [];
+  for (let page = 0; page < pages; page += 1) {
+    const query = new URLSearchParams({ limit: String(PAGE), offset: String(page * PAGE) });
+    if (filter) query.set("name", filter);
+    const rows = await fetchJSON(`/api/studies?${query}`);
+    studies.push(...rows);
+    if (rows.length < PAGE) return { studies, more: false };
+  }
+  return { studies, more: true };
 }
 
 async function loadStudies() {
@@ -30,9 +51,9 @@ async function loadStudies() {
   const status = $("studies-status");
   const table = $("studies-table");
   const filter = $("study-filter").value.trim();
-  let studies;
+  let studies, more;
   try {
-    studies = await fetchJSON(`/api/studies${filter ? `?name=${encodeURIComponent(filter)}` : ""}`);
+    ({ studies, more } = await fetchStudies(filter, pagesShown));
   } catch (err) {
     status.textContent = `Could not load the studies: ${err.message}. Retrying…`;
     status.hidden = false;
@@ -56,6 +77,9 @@ async function loadStudies() {
   table.hidden = studies.length === 0;
   status.textContent = studies.length ? "" : (filter ? `No study's name contains “${filter}”.` : "No studies yet: create one below.");
   status.hidden = studies.length > 0;
+  $("studies-more").hidden = !more;
+  $("studies-more-note").textContent = more
+    ? `The newest ${studies.length} studies${filter ? " whose name matches" : ""}; older ones follow.` : "";
   scheduleList(studies.some((study) => ACTIVE_STATUSES.has(study.status)));
 }
 
@@ -67,7 +91,8 @@ function scheduleList(active) {
   listTimer.after(active ? refreshMs() : Math.max(refreshMs() * 5, 1000));
 }
 
-$("study-filter").addEventListener("input", () => listTimer.after(200));
+$("study-filter").addEventListener("input", () => { pagesShown = 1; listTimer.after(200); });
+$("studies-more").addEventListener("click", () => { pagesShown += 1; loadStudies(); });
 $("compare-selected").addEventListener("click", () => {
   window.location.assign(`/compare?ids=${[...selected].sort((a, b) => a - b).join(",")}`);
 });

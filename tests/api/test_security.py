@@ -246,6 +246,14 @@ def test_over_long_text_is_counted_in_characters(sqlite_app):
         assert error["field"] == field and error["msg"] == f"String should have at most {limit} characters", error
 
 
+def test_a_name_of_spaces_alone_is_refused(sqlite_app):
+    """It was accepted: an empty-looking link in the list (0×0 px, unclickable) and a page titled "· initlab"."""
+    for blank in (" ", "   ", "\u00a0\u2003"):
+        (error,) = sqlite_app.post("/api/studies", json={**STUDY, "name": blank}).json()["detail"]
+        assert error["field"] == "name" and "visible character" in error["msg"], error
+    assert sqlite_app.post("/api/studies", json={**STUDY, "name": " spaced out "}).status_code == 201
+
+
 # ---- control characters (issue 11, item 5) ---------------------------------------------------------
 
 @pytest.fixture(params=["sqlite", "postgresql"])
