@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     # writes is a few kB, and a 26 MB one held the API for 20 s while pydantic read it.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_parameters: int = 20_000_000
+    # Memory (MiB, estimated: app/dashboard/memo.py) of the study page's answers the API keeps for
+    # reuse until their study changes, least recently used dropped first; 0 keeps none. Each distinct
+    # view is kept apart (every epoch of the histogram slider, every summary threshold), and one
+    # histogram view of a 512-run study holds about 8 MB: unbounded, 126 of them took the API to 1.2 GB.
+    view_memo_mb: int = Field(default=256, ge=0)
     # Memory one training worker process may use, whole (bytes, or a size such as "4G", binary
     # like docker's; 0: the machine's memory, or its cgroup limit when lower, divided by the
     # training workers `initlab up` starts plus one share for the probe worker and the API). A
