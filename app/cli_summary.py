@@ -58,6 +58,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
                           str(row["diverged"]))
     lead = "per grid cell, " if len(cells) > 1 else ""
     table.caption = (f"mean ± sample std (n − 1) over seeds, none for one seed; ★ {lead}highest mean final val acc "
-                     "(none when all runs diverged or the best means are equal); a diverged run's last finite "
+                     "over finished runs, on the seeds all initializers finished (none when all runs diverged or the "
+                     "best means are equal); a diverged run's last finite "
                      "accuracy counts in the means, NaN/∞ never")
     return table

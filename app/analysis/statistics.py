@@ -28,6 +28,20 @@ n - 1 degrees of freedom, is exact for normal differences at any n >= 2 and cons
 symmetric heavier tails (tests/analysis/test_statistics_simulation.py measures it). The
 verdict and the CI shown come from the same test: p < 0.05 exactly when the 95 % CI excludes 0.
 
+Several comparisons in one cell: each comparison with the baseline holds 5 % on its own, but
+with k initializers the chance that at least one of the k - 1 says "higher" or "lower" by luck
+grows (14 % at k = 4, 27 % at k = 8). The verdicts therefore use Holm's step-down adjustment
+of the p-values over the comparisons with the baseline in the cell (per metric), which keeps
+that family-wise rate at 5 %; the raw p and the unadjusted 95 % t interval are reported too.
+The baseline itself never looks at the data: the request, else the activation's default, else
+the first initializer in the study's own order (picking the best-ranked one would compare the
+others with a winner chosen by luck, and turned 5 % into 7-10 %).
+
+Ranks (tiers) come from all pairs of a cell, on the seeds every ranked initializer of the cell
+has a finite final accuracy for, so the ranking means and the tests use the same runs and a
+tier never contradicts a test; their p-values are Holm-adjusted over all pairs of the cell.
+The rule is RANKING_RULE, word for word (tiers()).
+
 No spread (every paired difference equal, within rounding of stored float32 accuracies): the
 t statistic is undefined. Accuracies are multiples of 1 / validation samples, so equal
 differences happen by chance with small noise, and calling them real would break the error
@@ -62,11 +76,15 @@ ZERO_SPREAD = 1e-6
 # means are often exactly equal, up to float rounding).
 TIE_TOLERANCE = 1e-9
 METHOD = ("Paired Student-t test on the per-seed differences (same seed = same data order and dropout): a difference "
-          "is called higher or lower only when its two-sided p-value is below 0.05, which is exactly when the 95 % "
-          "t interval shown next to it excludes 0; accuracy CIs are 95 % t intervals of the mean over seeds.")
-RANKING_RULE = ("Ranks are tiers, not a strict order: the initializer with the highest mean and every one the same "
-                "paired t-test cannot tell from it share rank 1, the rest are tiered the same way, and equal means "
-                "always share a rank.")
+          "is called higher or lower only when its two-sided p-value, Holm-adjusted over the comparisons with the "
+          "baseline in its cell, is below 0.05, so the chance of any false verdict in a cell stays at 5 %; "
+          "the raw p and the unadjusted 95 % t interval are shown too, and accuracy CIs are 95 % t intervals of the "
+          "mean over seeds.")
+RANKING_RULE = ("Ranks are tiers, not a strict order, on the seeds every ranked initializer of the cell has finished: "
+                "the highest mean (all of them, if tied) and every initializer the paired t-test, Holm-adjusted over "
+                "all pairs in the cell, cannot tell from one of them share rank 1, as does any with the same mean as "
+                "one already there; the rest are ranked the same way among themselves, and initializers that share a "
+                "rank may still differ from each other.")
 DIVERGED_RULE = ("succeeded and diverged runs count; queued/running runs join when they finish; failed and cancelled "
                  "runs are left out. A diverged run keeps its last finite accuracy (usually chance level); NaN or "
                  "infinite values are left out, so that seed has no value and no pair for that metric.")
@@ -119,6 +137,26 @@ def paired_t(differences: Any) -> dict[str, np.ndarray]:
     return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "p": p, "flat": flat, "sign": sign}
 
 
+def holm(p: Any) -> np.ndarray:
+    """Holm's step-down adjusted p-values along the last axis (one family per row); NaN: not tested, left out.
+
+    With m tested p-values sorted p(1) <= ... <= p(m): adjusted p(j) = max over i <= j of min(1, (m - i + 1) p(i)).
+    "adjusted p < ALPHA" keeps the chance of any false call in the family at ALPHA, whatever the
+    dependence between the tests (Holm 1979); with one test it is the raw p.
+    """
+    p = np.asarray(p, dtype=float)
+    if p.size == 0:
+        return p.copy()
+    order = np.argsort(p, axis=-1)  # NaN last
+    ordered = np.take_along_axis(p, order, axis=-1)
+    m = np.sum(~np.isnan(p), axis=-1, keepdims=True)
+    scaled = np.minimum(1.0, (m - np.arange(p.shape[-1])) * ordered)
+    stepped = np.fmax.accumulate(scaled, axis=-1)
+    out = np.empty_like(p)
+    np.put_along_axis(out, order, stepped, axis=-1)
+    return np.where(np.isnan(p), np.nan, out)
+
+
 def t_power(n: Any, effect: Any) -> np.ndarray:
     """Power of the two-sided paired t-test at ALPHA with n pairs when mean / sd of the differences is ``effect``."""
     n, effect = np.asarray(n, dtype=float), np.abs(np.asarray(effect, dtype=float))
@@ -150,12 +188,14 @@ def paired_difference(values: Mapping[int, Any], baseline: Mapping[int, Any], is
 
     verdict: "baseline" (the baseline itself), "too few paired seeds" (under 2: no test),
     "not distinguishable" (p >= 0.05), "higher" or "lower". seeds_needed: see seeds_needed().
+    Alone it is one comparison (p_adjusted = p_value, comparisons = 1); in a cell,
+    adjust_verdicts() Holm-adjusts the cell's comparisons and re-judges them.
     """
     seeds = sorted(seed for seed in values if seed in baseline and _finite(values[seed]) and _finite(baseline[seed]))
     diffs = [float(values[seed]) - float(baseline[seed]) for seed in seeds]
     out: dict[str, Any] = {"mean": float(np.mean(diffs)) if diffs else None, "std": None, "ci_low": None, "ci_high": None,
-                           "n": len(diffs), "seeds": seeds, "p_value": None, "test": None, "seeds_needed": None,
-                           "seeds_needed_over_cap": False}
+                           "n": len(diffs), "seeds": seeds, "p_value": None, "p_adjusted": None, "comparisons": 0,
+                           "test": None, "seeds_needed": None, "seeds_needed_over_cap": False}
     if len(diffs) >= 2:
         found = {key: value[0] for key, value in paired_t(diffs).items()}
         finite_ci = bool(np.isfinite(found["ci_low"]))
@@ -163,17 +203,33 @@ def paired_difference(values: Mapping[int, Any], baseline: Mapping[int, Any], is
                    ci_high=float(found["ci_high"]) if finite_ci else None)
         if not is_baseline:
             needed, over = seeds_needed(out["mean"], out["std"])
-            out.update(p_value=float(found["p"]), test="sign-flip" if found["flat"] else "paired t",
-                       seeds_needed=needed, seeds_needed_over_cap=over)
+            out.update(p_value=float(found["p"]), p_adjusted=float(found["p"]), comparisons=1,
+                       test="sign-flip" if found["flat"] else "paired t", seeds_needed=needed, seeds_needed_over_cap=over)
+    return _judge(out, is_baseline)
+
+
+def _judge(out: dict[str, Any], is_baseline: bool = False) -> dict[str, Any]:
+    """The verdict from the (adjusted) p-value."""
     if is_baseline:
         verdict, distinguishable = "baseline", None
-    elif out["p_value"] is None:
+    elif out["p_adjusted"] is None:
         verdict, distinguishable = "too few paired seeds", None
-    elif out["p_value"] >= ALPHA:
+    elif out["p_adjusted"] >= ALPHA:
         verdict, distinguishable = "not distinguishable", False
     else:
         verdict, distinguishable = ("higher" if out["mean"] > 0 else "lower"), True
     return {**out, "distinguishable": distinguishable, "verdict": verdict}
+
+
+def adjust_verdicts(differences: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One cell's comparisons with its baseline (one metric): p_adjusted by Holm over those with a p-value,
+    comparisons = how many, and the verdicts re-judged on the adjusted p."""
+    tested = [i for i, d in enumerate(differences) if d["p_value"] is not None]
+    adjusted = holm([differences[i]["p_value"] for i in tested])
+    out = [dict(d) for d in differences]
+    for i, p in zip(tested, adjusted):
+        out[i].update(p_adjusted=float(p), comparisons=len(tested))
+    return [_judge(d, d["verdict"] == "baseline") for d in out]
 
 
 def epochs_to_threshold(rows: Sequence[Mapping[str, Any]], threshold: float) -> int | None:
@@ -199,7 +255,7 @@ def threshold_summary(per_seed: Mapping[int, int | None]) -> dict[str, Any]:
 def rank(means: Sequence[float | None]) -> list[tuple[int | None, list[int]]]:
     """Competition ranking (1, 2, 2, 4) by mean alone, highest first: per item (rank, indices with the same mean).
 
-    The order the tiers are built in, and "best ranked" for the baseline; not a verdict.
+    A plain order by mean; not a verdict (tiers() decides the ranks).
     """
     scored = sorted((i for i, mean in enumerate(means) if mean is not None), key=lambda i: -means[i])
     out: list[tuple[int | None, list[int]]] = [(None, [])] * len(means)
@@ -210,31 +266,62 @@ def rank(means: Sequence[float | None]) -> list[tuple[int | None, list[int]]]:
     return out
 
 
-def tiers(finals: Sequence[Mapping[int, Any]], means: Sequence[float | None]) -> list[tuple[int | None, list[int]]]:
-    """Per group (rank, indices sharing it): a rank claims only the order the paired t-test supports.
+def ranking_seeds(finals: Sequence[Mapping[int, Any]]) -> list[int]:
+    """The seeds every group with a finite value has a finite value for: what ranks and leads are computed on."""
+    sets = [{seed for seed, value in f.items() if _finite(value)} for f in finals]
+    sets = [found for found in sets if found]
+    return sorted(set.intersection(*sets)) if sets else []
 
-    Walking down by mean, the first group leads a tier; the next groups join it while the test
-    cannot tell them from the leader (too few paired seeds counts as cannot tell). Groups with
-    equal means move as one block, joining only if none of them differs from the leader: a
-    tie in mean is never split, and no member of a tier is known to be worse than its leader.
-    Ranks count the groups in better tiers (1, 1, 3), so a rank is a place, not a tier number.
+
+def _mean(values: Sequence[float]) -> float:
+    return values[0] if min(values) == max(values) else float(np.mean(values))
+
+
+def tiers(finals: Sequence[Mapping[int, Any]]) -> dict[str, Any]:
+    """Ranks as RANKING_RULE says, word for word, one cell's groups at a time.
+
+    On the seeds every ranked group (one with a finite value) has (ranking_seeds): each group's
+    mean over them, and a paired test of every pair of groups, Holm-adjusted over all the pairs
+    (under 2 common seeds there is no test, and no pair is told apart). Then, among the groups
+    not placed yet: the highest mean and every group at it lead; every group not told apart from
+    one of the leaders joins; any group with the same mean as a member joins (repeated until
+    none does). Ranks count the groups in better tiers (1, 1, 3), so a rank is a place.
+
+    Returns "ranks" (per group (rank, indices sharing it); (None, []) unranked), "means" (the
+    ranking means; a group's own mean when no seed is common), "seeds" (the common seeds) and
+    "differs" (per group the indices the adjusted test tells apart from it).
     """
-    by_mean = rank(means)
-    scored = sorted((i for i, (r, _) in enumerate(by_mean) if r is not None), key=lambda i: (by_mean[i][0], i))
-    found: list[list[int]] = []
-    for _, block in groupby(scored, key=lambda i: by_mean[i][0]):
-        block = list(block)
-        if found and all(paired_difference(finals[j], finals[found[-1][0]])["distinguishable"] is not True for j in block):
-            found[-1].extend(block)
-        else:
-            found.append(block)
-    out: list[tuple[int | None, list[int]]] = [(None, [])] * len(means)
+    seeds = ranking_seeds(finals)
+    ranked = [i for i, f in enumerate(finals) if any(_finite(v) for v in f.values())]
+    values = {i: [float(finals[i][s]) for s in seeds] if seeds else
+              [float(v) for v in finals[i].values() if _finite(v)] for i in ranked}
+    means: list[float | None] = [_mean(values[i]) if i in values else None for i in range(len(finals))]
+    differs: list[set[int]] = [set() for _ in finals]
+    pairs = [(i, j) for a, i in enumerate(ranked) for j in ranked[a + 1:]]
+    if pairs and len(seeds) >= 2:
+        found = paired_t([[values[i][s] - values[j][s] for s in range(len(seeds))] for i, j in pairs])
+        for (i, j), p in zip(pairs, holm(found["p"])):
+            if p < ALPHA:
+                differs[i].add(j)
+                differs[j].add(i)
+    remaining = sorted(ranked, key=lambda i: (-means[i], i))
+    out: list[tuple[int | None, list[int]]] = [(None, [])] * len(finals)
     placed = 0
-    for tier in found:
+    while remaining:
+        top = means[remaining[0]]
+        leaders = [i for i in remaining if abs(means[i] - top) <= TIE_TOLERANCE]
+        tier = leaders + [i for i in remaining if i not in leaders and any(t not in differs[i] for t in leaders)]
+        grown = True
+        while grown:
+            more = [i for i in remaining if i not in tier and any(abs(means[i] - means[t]) <= TIE_TOLERANCE for t in tier)]
+            tier += more
+            grown = bool(more)
+        tier.sort(key=lambda i: (-means[i], i))
         for i in tier:
             out[i] = (placed + 1, [j for j in tier if j != i])
         placed += len(tier)
-    return out
+        remaining = [i for i in remaining if i not in tier]
+    return {"ranks": out, "means": means, "seeds": seeds, "differs": [sorted(d) for d in differs]}
 
 
 def default_baseline(activation: str) -> str:
@@ -242,11 +329,13 @@ def default_baseline(activation: str) -> str:
     return "he_normal" if activation in RELU_FAMILY else "glorot_uniform"
 
 
-def choose_baseline(keys: Sequence[str], initializers: Sequence[str], ranks: Sequence[int | None],
-                    requested: str | None, activation: str, choices: Sequence[str] | None = None) -> tuple[str | None, str]:
-    """The baseline's key and why it was chosen: the request, the default rule, or the best-ranked.
+def choose_baseline(keys: Sequence[str], initializers: Sequence[str], requested: str | None, activation: str,
+                    choices: Sequence[str] | None = None) -> tuple[str | None, str]:
+    """The baseline's key and why it was chosen: the request, the default rule, or the first in the study's order.
 
-    keys/initializers/ranks: one per group of one cell. A group exists once the study names
+    Never the data: a baseline picked for its results (the best-ranked) makes every comparison
+    with it a comparison with a winner chosen by luck (module docstring).
+    keys/initializers: one per group of one cell, in the study's own order. A group exists once the study names
     it, finished runs or not, so the baseline does not jump around while runs finish.
     choices: the groups' initializer keys (id + parameters, without the cell): in a grid
     study a request names the initializer choice, and each cell takes its own group of it.
@@ -261,11 +350,8 @@ def choose_baseline(keys: Sequence[str], initializers: Sequence[str], ranks: Seq
     for key, initializer in zip(keys, initializers):
         if key == default or initializer == default:
             return key, f"{missing}default for {activation}: {default}"
-    ranked = [(r, i) for i, r in enumerate(ranks) if r is not None]
-    if ranked:
-        return keys[min(ranked)[1]], f"{missing}{default} (default for {activation}) is not in this study: best ranked"
     if keys:
-        return keys[0], f"{missing}{default} (default for {activation}) is not in this study and no run has finished: first"
+        return keys[0], f"{missing}{default} (default for {activation}) is not in this study: the first in its order"
     return None, "no initializers"
 
 
@@ -319,25 +405,38 @@ def _cell_statistics(groups: Sequence[Mapping[str, Any]], activation: str, basel
                        "diverged": sum(bool(run["diverged"]) for run in used)},
         })
     accuracy = [{metric: mean_ci(list(g[metric].values())) for metric in ("final", "best")} for g in per_group]
-    means = [a["final"]["mean"] for a in accuracy]
-    ranks = tiers([g["final"] for g in per_group], means)
+    tiered = tiers([g["final"] for g in per_group])
+    ranks, means = tiered["ranks"], tiered["means"]
     keys = [g["key"] for g in groups]
-    by_mean = [r for r, _ in rank(means)]
-    chosen, reason = choose_baseline(keys, [g["initializer"] for g in groups], by_mean, baseline, activation,
+    chosen, reason = choose_baseline(keys, [g["initializer"] for g in groups], baseline, activation,
                                      [g.get("choice", g["key"]) for g in groups])
     base = per_group[keys.index(chosen)] if chosen is not None else None
+    differences = {metric: adjust_verdicts([paired_difference(g[metric], base[metric] if base else {}, g is base)
+                                            for g in per_group]) for metric in ("final", "best")}
     out = []
-    for group, g, acc, (position, ties) in zip(groups, per_group, accuracy, ranks):
-        difference = {
-            f"{metric}_val_accuracy": paired_difference(g[metric], base[metric] if base else {}, g is base)
-            for metric in ("final", "best")}
+    for i, (group, g, acc, (position, ties)) in enumerate(zip(groups, per_group, accuracy, ranks)):
         reached = {run["seed"]: epochs_to_threshold(run["rows"], threshold / 100) for run in g["used"]}
         out.append({
             "key": g["key"], "choice": group.get("choice", g["key"]), "baseline": chosen, "rank": position,
-            "tied_with": [keys[j] for j in ties], **g["counts"],
+            "tied_with": [keys[j] for j in ties], "rank_mean": means[i],
+            "differs_from": [keys[j] for j in tiered["differs"][i]], **g["counts"],
             "final_val_accuracy": acc["final"], "best_val_accuracy": acc["best"],
-            "difference": difference, "epochs_to_threshold": threshold_summary(reached),
+            "difference": {f"{metric}_val_accuracy": differences[metric][i] for metric in ("final", "best")},
+            "epochs_to_threshold": threshold_summary(reached),
         })
-    ranked = sorted((i for i, (r, _) in enumerate(ranks) if r is not None), key=lambda i: (ranks[i][0], by_mean[i], i))
+    ranked = sorted((i for i, (r, _) in enumerate(ranks) if r is not None), key=lambda i: (ranks[i][0], -means[i], i))
+    seeds = tiered["seeds"]
+    left_out = sum(_finite(value) and seed not in seeds for g in per_group for seed, value in g["final"].items())
+    if not ranked:
+        note = None
+    elif not seeds:
+        note = ("no seed is finished by every ranked initializer of this cell: ranks use each one's own mean, "
+                "and nothing is tested")
+    elif left_out:
+        note = (f"ranked on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, the ones every ranked "
+                f"initializer of this cell has finished; {left_out} other finished run{'s' if left_out > 1 else ''} "
+                f"left out of the ranks and the lead (not of the rest of the table)")
+    else:
+        note = None
     return ({"baseline": chosen, "baseline_reason": reason, "default_baseline": default_baseline(activation),
-             "ranking": [keys[i] for i in ranked]}, out)
+             "ranking": [keys[i] for i in ranked], "ranking_seeds": seeds, "ranking_note": note}, out)

@@ -14,6 +14,11 @@ statistics give one number for one quantity; one value has no spread (null).
 Who leads is decided per grid cell (a study without a grid is one cell), since groups of
 different cells differ in more than their initial weights; and only where a lead is a finding:
 not from runs that all diverged, and not between equal means (9.8 % against 9.8 % at chance).
+The lead is the statistics' rank 1 top: the highest mean over the same runs the tests use
+(succeeded or diverged, finite; failed, cancelled and unfinished runs left out) and over the
+seeds every such group of the cell has (statistics.ranking_seeds), so the table's leader and the
+seed-paired ranks never point opposite ways. The table's own means are over every run with an
+epoch, a running one's latest included (they describe the curves); the lead is not read off them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from app.analysis.statistics import TIE_TOLERANCE
+from app.analysis.statistics import TIE_TOLERANCE, counts_as_result, ranking_seeds
 from app.domain.registry import format_param
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -122,16 +127,24 @@ def run_verdict(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def group_verdict(verdicts: Sequence[dict[str, Any]], statuses: Sequence[str]) -> dict[str, Any]:
+def group_verdict(verdicts: Sequence[dict[str, Any]], statuses: Sequence[str],
+                  seeds: Sequence[int] | None = None) -> dict[str, Any]:
     """Mean +- std over the seeds of one initializer, with the count of diverged runs.
 
     A run counts as diverged by its losses or by its status (the worker's word); its finite
     values stay in the means (module docstring). ``undiverged`` counts the runs that give a
-    lead its meaning: a finite final accuracy from a run that never diverged.
+    lead its meaning: a finite final accuracy from a run that never diverged. ``counted``:
+    {seed: (final, diverged)} of the runs the statistics count (finished, finite final), what
+    mark_leader decides on; seeds: one per run (default: the runs' positions).
     """
     broke = [bool(v["diverged"]) or status == "diverged" for v, status in zip(verdicts, statuses)]
     measured = [(v, diverged) for v, diverged in zip(verdicts, broke) if v["epochs"]]
+    seeds = list(seeds) if seeds is not None else list(range(len(statuses)))
+    counted = {seed: (float(v["final_val_accuracy"]), diverged) for seed, v, diverged, status
+               in zip(seeds, verdicts, broke, statuses)
+               if counts_as_result(status, bool(v["diverged"])) and is_finite(v["final_val_accuracy"])}
     return {
+        "counted": counted,
         "runs": len(statuses),
         "succeeded": sum(status == "succeeded" for status in statuses),
         "active": sum(status in ("queued", "running") for status in statuses),
@@ -143,18 +156,20 @@ def group_verdict(verdicts: Sequence[dict[str, Any]], statuses: Sequence[str]) -
 
 
 def mark_leader(tables: Sequence[dict[str, Any]]) -> int | None:
-    """Index of the group with the highest mean final validation accuracy, if that is a lead (None: no data,
-    no leader).
+    """Index of the group that leads one cell (None: no lead): the statistics' rank 1 top.
 
-    No lead when the best mean comes only from diverged runs (no run of it has an undiverged
-    finite accuracy), or when another group has the same mean: nothing tells them apart.
+    Over each table's ``counted`` runs (group_verdict: finished, finite; failed, cancelled and
+    unfinished runs are not a result) on the seeds every counted group has: the highest mean.
+    No lead when no seed is common, when another group has the same mean (nothing tells them
+    apart), or when the leader's values there all come from diverged runs.
     """
-    scored = [(table["final_val_accuracy"]["mean"], -i) for i, table in enumerate(tables)
-              if table["final_val_accuracy"]["mean"] is not None]
-    if not scored:
+    counted = [table.get("counted", {}) for table in tables]
+    seeds = ranking_seeds([{seed: value for seed, (value, _) in c.items()} for c in counted])
+    if not seeds:
         return None
+    scored = [(sum(c[s][0] for s in seeds) / len(seeds), -i) for i, c in enumerate(counted) if c]
     best, index = max(scored)
-    if tables[-index].get("undiverged", 1) == 0:
+    if all(counted[-index][s][1] for s in seeds):
         return None
     if any(abs(mean - best) <= TIE_TOLERANCE for mean, i in scored if i != index):
         return None

@@ -95,7 +95,8 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
             {"seed": run["seed"], "status": run["status"], "diverged": verdict["diverged"], "rows": by_run[run["id"]],
              "final": verdict["final_val_accuracy"], "best": verdict["best_val_accuracy"]}
             for run, verdict in zip(group["runs"], verdicts)]})
-        tables.append(group_verdict(verdicts, [run["status"] for run in group["runs"]]))
+        tables.append(group_verdict(verdicts, [run["status"] for run in group["runs"]],
+                                    [run["seed"] for run in group["runs"]]))
         per_metric = {m: [{row["epoch"]: row[m] for row in by_run[run["id"]]} for run in group["runs"]] for m in METRICS}
         groups.append({
             "key": group["key"], "initializer": group["initializer"], "params": group["params"],
@@ -127,7 +128,8 @@ def _study_summary(study_id: int, max_points: int, with_runs: bool, with_stats: 
     return StudySummaryView(
         study_id=study_id, name=header["name"], status=study_status(dict(counts)), created_at=header["created_at"],
         planned_epochs=spec.planned_epochs, seeds=list(spec.seeds),
-        groups=[Group(**g, table=GroupTable(**t, leader=i in leaders), stats=s)
+        groups=[Group(**g, table=GroupTable(**{k: v for k, v in t.items() if k != "counted"}, leader=i in leaders),
+                      stats=s)
                 for i, (g, t, s) in enumerate(zip(groups, tables, stats))],
         runs=series_out if with_runs else None, downsampled=len(shown) < len(all_epochs), statistics=statistics,
     )

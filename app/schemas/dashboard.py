@@ -57,8 +57,9 @@ class GroupTable(BaseModel):
     final_val_loss: MeanStd
     seconds_per_epoch: MeanStd
     leader: bool = Field(description="highest mean final validation accuracy of its grid cell (of the study without a "
-                                     "grid); no group leads a cell whose best mean is tied, or comes only from "
-                                     "diverged runs")
+                                     "grid) over the runs the statistics count (succeeded or diverged, finite) and "
+                                     "the seeds every such group of the cell has: the statistics' rank 1 top; no "
+                                     "group leads a cell whose best mean is tied, or comes only from diverged runs")
 
 
 class MeanCI(Numbers):
@@ -74,12 +75,17 @@ class MeanCI(Numbers):
 class PairedDifference(MeanCI):
     """This initializer minus the baseline, seed by seed (same seed = same data order and dropout).
 
-    ci_low/ci_high: the paired t-test's 95 % interval, so the verdict and the CI always agree;
-    null below 2 pairs, and with no spread below 6 pairs (see test).
+    ci_low/ci_high: the paired t-test's unadjusted 95 % interval (it excludes 0 exactly when p_value < 0.05);
+    null below 2 pairs, and with no spread below 6 pairs (see test). The verdict uses p_adjusted.
     """
 
     seeds: list[int] = Field(description="the seeds paired")
-    p_value: Value = Field(description="two-sided p of the paired test; null for the baseline or below 2 pairs")
+    p_value: Value = Field(description="two-sided p of the paired test, unadjusted; null for the baseline or below 2 "
+                                       "pairs")
+    p_adjusted: Value = Field(default=None, description="p_value Holm-adjusted over the `comparisons` comparisons "
+                                                        "with the baseline in this cell: what the verdict uses")
+    comparisons: int = Field(default=0, description="comparisons with the baseline in this cell that have a p-value "
+                                                    "(the Holm family); 0 without a test")
     test: Literal["paired t", "sign-flip"] | None = Field(
         description="paired Student-t test; the exact sign-flip test when every difference is equal (no spread: "
                     "t is undefined), which cannot reject below 6 pairs")
@@ -88,7 +94,7 @@ class PairedDifference(MeanCI):
                     "and spread were the observed ones; null: undefined (under 2 pairs, no spread, no difference, "
                     "the baseline) or over 1000 (seeds_needed_over_cap)")
     seeds_needed_over_cap: bool = Field(description="more than 1000 seeds would be needed")
-    distinguishable: bool | None = Field(description="false when p >= 0.05; null for the baseline itself "
+    distinguishable: bool | None = Field(description="false when p_adjusted >= 0.05; null for the baseline itself "
                                                      "or with fewer than 2 paired seeds")
     verdict: Literal["baseline", "too few paired seeds", "not distinguishable", "higher", "lower"]
 
@@ -121,10 +127,17 @@ class GroupStatistics(BaseModel):
                                                            "cell's baseline")
     choice: str | None = Field(default=None, description="the initializer key without the cell (id and parameters): "
                                                          "what ?baseline= names, in every cell")
+    rank_mean: Value = Field(default=None, description="the mean final validation accuracy the rank is computed "
+                                                       "on: over the cell's ranking_seeds")
+    differs_from: list[str] = Field(default_factory=list, description="keys of the cell's initializers the paired "
+                                    "t-test, Holm-adjusted over all pairs of the cell, tells apart from this one (on "
+                                    "the ranking seeds); a tier-mate may be among them")
     rank: int | None = Field(description="tier by final validation accuracy (StudyStatistics.ranking_rule): 1 + the "
                                          "number of initializers in better tiers; null without a finished run")
-    tied_with: list[str] = Field(description="keys of the initializers sharing this rank: not distinguishable from "
-                                             "the tier's leader by the paired t-test, or with the same mean")
+    tied_with: list[str] = Field(description="keys of the initializers sharing this rank: not told apart from one "
+                                             "of the tier's highest-mean initializers by the Holm-adjusted paired "
+                                             "t-test, or with the same mean as a member (ranking_rule); they may "
+                                             "differ from each other (differs_from)")
     runs: int
     used: int = Field(description="finished runs counted: succeeded or diverged")
     active: int = Field(description="queued or running: counted once finished")
@@ -145,6 +158,10 @@ class CellStatistics(BaseModel):
     default_baseline: str = Field(description="he_normal for the ReLU family, glorot_uniform otherwise (the cell's "
                                               "activation)")
     ranking: list[str] = Field(description="this cell's group keys by rank, then mean, best first")
+    ranking_seeds: list[int] = Field(default_factory=list, description="the seeds ranks and the lead are computed on: "
+                                     "those every ranked initializer of the cell has a finite final accuracy for")
+    ranking_note: str | None = Field(default=None, description="why some finished runs are not in the ranks (other "
+                                     "seeds than ranking_seeds); null when none is left out")
 
 
 class StudyStatistics(BaseModel):

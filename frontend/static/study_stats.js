@@ -85,15 +85,22 @@ function accuracyCell(stat, best) {
 
 const pText = (p) => (p < 0.001 ? "p < 0.001" : `p = ${p.toFixed(p < 0.01 ? 3 : 2)}`);
 
+/** "Holm-adjusted over the k comparisons in this cell": the family the verdict's p is adjusted over. */
+const family = (diff) => (diff.comparisons > 1
+  ? `Holm-adjusted over the ${diff.comparisons} comparisons in this cell` : "one comparison in this cell, so not adjusted");
+
 function verdictTitle(diff) {
-  if (diff.test === "sign-flip") {
-    return "every paired difference is the same (no spread), so the t-test is undefined; the exact sign-flip test "
-      + "decides instead, and it cannot call a difference below 6 seeds";
-  }
-  if (diff.verdict === "not distinguishable") return "paired t-test: p ≥ 0.05, the 95 % CI of the difference includes 0";
   if (diff.verdict === "too few paired seeds") return "a test needs at least 2 seeds finished on both sides";
-  if (diff.verdict === "higher" || diff.verdict === "lower") return "paired t-test: p < 0.05, the 95 % CI excludes 0";
-  return "";
+  if (diff.verdict === "baseline" || diff.p_adjusted === null || diff.p_adjusted === undefined) return "";
+  const how = diff.test === "sign-flip"
+    ? "every paired difference is the same (no spread), so the t-test is undefined; the exact sign-flip test "
+      + "decides instead, and it cannot call a difference below 6 seeds. "
+    : "paired t-test. ";
+  const adjusted = `${pText(diff.p_adjusted)} ${family(diff)}`;
+  if (diff.verdict === "not distinguishable") {
+    return `${how}Verdict: p ≥ 0.05 (${adjusted}); the 95 % CI shown is unadjusted`;
+  }
+  return `${how}Verdict: p < 0.05 (${adjusted}); the 95 % CI shown is unadjusted`;
 }
 
 function differenceCells(diff, baselineLabel) {
@@ -104,9 +111,12 @@ function differenceCells(diff, baselineLabel) {
   const ci = diff.ci_low !== null ? `[${signed(diff.ci_low)}, ${signed(diff.ci_high)}]`
     : diff.test === "sign-flip" ? "no CI (no spread)" : "no CI";
   const p = diff.p_value === null ? null : el("span", { class: "stat-p muted", text: ` ${pText(diff.p_value)}` });
-  return [el("td", { class: "num", title: `paired over seed(s) ${diff.seeds.join(", ")} against ${baselineLabel}` },
+  const adjusted = diff.p_value === null || !(diff.comparisons > 1) ? null
+    : el("span", { class: "stat-p-adjusted muted", title: family(diff), text: ` (Holm ${pText(diff.p_adjusted)})` });
+  return [el("td", { class: "num", title: `paired over seed(s) ${diff.seeds.join(", ")} against ${baselineLabel}; `
+      + "95 % CI not adjusted for the other comparisons" },
     el("span", { class: "stat-mean", text: `${signed(diff.mean)} pp` }), " ", el("span", { class: "stat-ci muted", text: ci })),
-  el("td", {}, verdict, p)];
+  el("td", {}, verdict, p, adjusted)];
 }
 
 /** Seeds for 80 % power at the observed difference and spread: how to turn "not distinguishable" into an answer. */
@@ -143,8 +153,11 @@ function runsCell(stats) {
 
 function rankCell(stats, labels) {
   if (stats.rank === null) return el("td", { class: "num muted", text: "–" });
-  const tie = stats.tied_with.length ? `same tier as ${stats.tied_with.map((k) => labels.get(k) ?? k).join(", ")}: `
-    + "the paired t-test cannot order them" : "";
+  const name = (k) => labels.get(k) ?? k;
+  const apart = stats.tied_with.filter((k) => (stats.differs_from ?? []).includes(k));
+  const tie = stats.tied_with.length ? `same rank as ${stats.tied_with.map(name).join(", ")}: none of them is told `
+    + "apart from the rank's highest mean by the paired t-test (Holm-adjusted over all pairs in this cell)"
+    + (apart.length ? `, though the test does tell this one from ${apart.map(name).join(", ")}` : "") : "";
   return el("td", { class: "num", title: tie }, String(stats.rank), tie ? el("span", { class: "stat-tie", text: " (tie)" }) : null);
 }
 
@@ -166,7 +179,7 @@ function syncBaselineOptions(groups, chosen) {
 function cellRow(cell, labels) {
   const against = cell.baseline === null ? "no baseline" : `against ${labels.get(cell.baseline) ?? cell.baseline} (${cell.baseline_reason})`;
   return el("tr", { class: "stat-cell-row", "data-cell": cell.cell },
-    el("th", { scope: "colgroup", colspan: "8", text: `${cell.cell}: ${against}` }));
+    el("th", { scope: "colgroup", colspan: "8", text: `${cell.cell}: ${against}${cell.ranking_note ? `; ${cell.ranking_note}` : ""}` }));
 }
 
 /**
@@ -200,12 +213,14 @@ function render(view) {
   const baselineLabel = labels.get(info.baseline) ?? info.baseline ?? "–";
   const grid = (info.cells ?? []).some((cell) => cell.cell !== null);
   syncBaselineOptions(groups, info.baseline);
-  parts.summary.textContent = grid
+  const note = grid ? "" : (info.cells ?? [])[0]?.ranking_note;
+  parts.summary.textContent = (grid
     ? "Differences are within each grid cell (same activation, depth and σ_b²), against that cell's baseline "
       + "(named above its rows), seed by seed: the same seed in the same cell means the same network, data order and "
       + "dropout, so only the initial weights differ. Ranks, too, are per cell."
     : `Differences are against ${baselineLabel} (${info.baseline_reason}), seed by seed: `
-      + "the same seed means the same data order and dropout, so only the initial weights differ.";
+      + "the same seed means the same data order and dropout, so only the initial weights differ.")
+    + (note ? ` Ranks: ${note}.` : "");
   parts.table.tHead.replaceChildren(headRow(info.threshold));
   const place = new Map(info.ranking.map((key, i) => [key, i])); // cell by cell, tiers, then mean, as the API orders them
   const order = [...groups].sort((a, b) => (place.get(a.key) ?? Infinity) - (place.get(b.key) ?? Infinity));

@@ -133,31 +133,120 @@ def test_tiers_share_a_rank_until_the_paired_test_tells_groups_apart():
     near = {s: best[s] + d for s, d in zip(best, (-0.002, 0.001, -0.001, 0.0005))}   # within noise of best
     worse = {s: best[s] - 0.03 + d for s, d in zip(best, (0.001, -0.001, 0.002, -0.002))}  # -3 points, every seed
     wild = {s: best[s] - 0.03 + d for s, d in zip(best, (0.05, -0.05, 0.04, -0.04))}  # worse's mean, no clear sign
-    lone = {0: 0.5}  # one seed: nothing to test, so nothing to rank it below
-    finals = [near, worse, {}, best, wild, lone]
-    means = [st.mean_ci(list(f.values()))["mean"] for f in finals]
-    found = st.tiers(finals, means)
-    assert [r for r, _ in found] == [1, 3, None, 1, 3, 3]
-    assert found[3][1] == [0] and found[0][1] == [3]
-    # wild alone could not be told from best, but its mean equals worse's, which can: the tie is never split.
-    assert st.paired_difference(wild, best)["verdict"] == "not distinguishable"
-    assert sorted(found[4][1]) == [1, 5] and sorted(found[1][1]) == [4, 5]
-    assert st.tiers([{0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}], [0.85, 0.85]) == [(1, [1]), (1, [0])]
+    finals = [near, worse, {}, best, wild]
+    found = st.tiers(finals)
+    ranks = found["ranks"]
+    assert found["seeds"] == [0, 1, 2, 3]
+    # wild cannot be told from best, so it shares rank 1; worse is told apart from best, but has wild's mean, and
+    # equal means always share a rank (the rule: "as does any with the same mean as one already there").
+    assert [r for r, _ in ranks] == [1, 1, None, 1, 1]
+    assert 1 in found["differs"][3] and 1 in found["differs"][0] and 4 not in found["differs"][3]
+    wild = {s: v + 0.001 for s, v in wild.items()}  # no longer worse's mean: worse alone goes down, after three
+    found = st.tiers([near, worse, {}, best, wild])
+    assert [r for r, _ in found["ranks"]] == [1, 4, None, 1, 1]
+    assert sorted(found["ranks"][3][1]) == [0, 4] and found["ranks"][1][1] == []
+    equal = st.tiers([{0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}])
+    assert equal["ranks"] == [(1, [1]), (1, [0])] and equal["means"] == pytest.approx([0.85, 0.85])
 
 
-def test_baseline_request_then_default_rule_then_best_ranked():
+def test_ranks_follow_the_printed_rule_word_for_word():
+    """Audit case A: C cannot be told from the top (A), so it shares rank 1, whatever B, between them, does."""
+    a = {0: 0.950, 1: 0.940, 2: 0.960}
+    b = {0: 0.940, 1: 0.930, 2: 0.9505}  # one point below A on every seed
+    c = {0: 0.960, 1: 0.900, 2: 0.960}   # noisy against A
+    found = st.tiers([a, b, c])
+    assert [r for r, _ in found["ranks"]] == [1, 3, 1]
+    assert "every initializer the paired t-test, Holm-adjusted over all pairs in the cell, cannot tell from one of " \
+           "them share rank 1" in st.RANKING_RULE
+    # Below rank 1 only what the adjusted test tells apart from the top: B's adjusted p is under 0.05.
+    assert found["differs"][1] == [0] and found["differs"][2] == []
+
+
+def test_tier_mates_that_differ_are_reported():
+    """Audit case B: B and C both share A's rank, yet the test tells B from C; the tie does not hide it."""
+    a = {0: 0.950, 1: 0.930, 2: 0.970}
+    b = {0: 0.960, 1: 0.900, 2: 0.965}
+    c = {0: 0.955, 1: 0.8948, 2: 0.9602}  # about 0.5 points under B on every seed
+    found = st.tiers([a, b, c])
+    assert [r for r, _ in found["ranks"]] == [1, 1, 1]
+    assert found["differs"][1] == [2] and found["differs"][2] == [1] and found["differs"][0] == []
+    assert "may still differ from each other" in st.RANKING_RULE
+
+
+def test_ranks_use_the_seeds_every_group_has_so_they_agree_with_the_tests():
+    """Audit case C': a NaN on A's seed 3 must not rank A above B, which beats it on every common seed."""
+    a = {0: 0.950, 1: 0.940, 2: 0.960, 3: math.nan}
+    b = {0: 0.960, 1: 0.951, 2: 0.972, 3: 0.861}
+    found = st.tiers([a, b])
+    assert found["seeds"] == [0, 1, 2] and found["means"][1] > found["means"][0]
+    assert [r for r, _ in found["ranks"]] == [2, 1]
+    out = st.study_statistics([_group("he_normal", [_run(s, [v], "diverged" if s == 3 else "succeeded")
+                                                    for s, v in a.items()]),
+                               _group("b", [_run(s, [v]) for s, v in b.items()])], "relu", None, 90)
+    he, other = out["groups"]
+    assert other["difference"]["final_val_accuracy"]["verdict"] == "higher" and (other["rank"], he["rank"]) == (1, 2)
+    assert out["ranking"] == ["b", "he_normal"] and out["cells"][0]["ranking_seeds"] == [0, 1, 2]
+    assert "1 other finished run left out of the ranks" in out["cells"][0]["ranking_note"]
+    assert other["rank_mean"] == pytest.approx(np.mean([0.960, 0.951, 0.972]))
+
+
+def test_holm_adjustment_matches_the_textbook_and_skips_untested():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.02, 0.03, 0.06, 0.06
+    assert st.holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert st.holm([0.3]) == pytest.approx([0.3]), "one comparison: not adjusted"
+    found = st.holm([[0.01, math.nan, 0.02], [0.9, 0.2, 0.1]])
+    assert found[0][0] == pytest.approx(0.02) and math.isnan(found[0][1]) and found[0][2] == pytest.approx(0.02)
+    assert found[1] == pytest.approx([0.9, 0.4, 0.3])
+    assert st.holm([0.5, 0.6]).max() <= 1.0
+
+
+def test_cell_verdicts_use_the_holm_adjusted_p():
+    base = {0: 0.90, 1: 0.91, 2: 0.92, 3: 0.93}
+    # small consistent gain (raw p about 0.03) and three others with no effect
+    gain = {s: base[s] + d for s, d in zip(base, (0.003, 0.001, 0.004, 0.002))}
+    nulls = [{s: base[s] + d for s, d in zip(base, ds)}
+             for ds in ((0.002, -0.002, 0.001, -0.001), (-0.003, 0.002, 0.001, 0.0), (0.001, 0.001, -0.002, 0.0))]
+    raw = st.paired_difference(gain, base)
+    assert raw["verdict"] == "higher" and 0.01 < raw["p_value"] < 0.05 and raw["p_adjusted"] == raw["p_value"]
+    groups = [_group("he_normal", [_run(s, [v]) for s, v in base.items()]),
+              _group("gain", [_run(s, [v]) for s, v in gain.items()])]
+    groups += [_group(f"null{i}", [_run(s, [v]) for s, v in f.items()]) for i, f in enumerate(nulls)]
+    out = st.study_statistics(groups, "relu", None, 90)
+    found = out["groups"][1]["difference"]["final_val_accuracy"]
+    assert found["p_value"] == pytest.approx(raw["p_value"]) and found["comparisons"] == 4
+    assert found["p_adjusted"] == pytest.approx(st.holm([g["difference"]["final_val_accuracy"]["p_value"]
+                                                         for g in out["groups"][1:]])[0])
+    assert found["p_adjusted"] >= 0.05 and found["verdict"] == "not distinguishable" and found["distinguishable"] is False
+    assert out["groups"][0]["difference"]["final_val_accuracy"]["comparisons"] == 0
+    assert "Holm-adjusted over the comparisons with the baseline in its cell" in out["method"]
+
+
+def test_baseline_request_then_default_rule_then_first_in_the_study_order():
     keys = ["zeros", "he_normal", "glorot_uniform"]
-    ranks = [3, 1, 2]
-    assert st.choose_baseline(keys, keys, ranks, "glorot_uniform", "relu") == ("glorot_uniform", "requested")
-    key, why = st.choose_baseline(keys, keys, ranks, "lecun_normal", "relu")
+    assert st.choose_baseline(keys, keys, "glorot_uniform", "relu") == ("glorot_uniform", "requested")
+    key, why = st.choose_baseline(keys, keys, "lecun_normal", "relu")
     assert key == "he_normal" and "'lecun_normal' is not in this study" in why and "relu" in why
-    assert st.choose_baseline(keys, keys, ranks, None, "leaky_relu")[0] == "he_normal"
-    assert st.choose_baseline(keys, keys, ranks, None, "tanh")[0] == "glorot_uniform"
-    key, why = st.choose_baseline(["zeros", "ones"], ["zeros", "ones"], [2, 1], None, "sigmoid")
-    assert key == "ones" and "best ranked" in why
-    assert st.choose_baseline(["zeros", "ones"], ["zeros", "ones"], [None, None], None, "relu")[0] == "zeros"
+    assert st.choose_baseline(keys, keys, None, "leaky_relu")[0] == "he_normal"
+    assert st.choose_baseline(keys, keys, None, "tanh")[0] == "glorot_uniform"
+    key, why = st.choose_baseline(["zeros", "ones"], ["zeros", "ones"], None, "sigmoid")
+    assert key == "zeros" and "the first in its order" in why
     # A default with parameters still counts as the default initializer.
-    assert st.choose_baseline(["he_normal(x=1)"], ["he_normal"], [None], None, "elu")[0] == "he_normal(x=1)"
+    assert st.choose_baseline(["he_normal(x=1)"], ["he_normal"], None, "elu")[0] == "he_normal(x=1)"
+
+
+def test_fallback_baseline_does_not_look_at_the_results():
+    """Without the default, the first initializer in the study's order, however the results come out."""
+    def study(first, second):
+        return [_group("ones", [_run(s, [v]) for s, v in enumerate(first)]),
+                _group("zeros", [_run(s, [v]) for s, v in enumerate(second)])]
+    low_first = st.study_statistics(study([0.1, 0.11, 0.12], [0.9, 0.91, 0.92]), "relu", None, 90)
+    high_first = st.study_statistics(study([0.9, 0.91, 0.92], [0.1, 0.11, 0.12]), "relu", None, 90)
+    assert low_first["baseline"] == high_first["baseline"] == "ones"
+
+
+def _group(key, runs):
+    return {"key": key, "initializer": key, "runs": runs}
 
 
 def _run(seed, finals, status="succeeded", diverged=False):
@@ -235,5 +324,6 @@ def test_a_study_without_cells_is_one_cell():
     found = st.study_statistics(groups, "relu", None, 90)
     assert found["baseline"] == "he_normal" and found["ranking"] == ["he_normal", "zeros"]
     assert found["cells"] == [{"cell": None, "baseline": "he_normal", "baseline_reason": "default for relu: he_normal",
-                               "default_baseline": "he_normal", "ranking": ["he_normal", "zeros"]}]
+                               "default_baseline": "he_normal", "ranking": ["he_normal", "zeros"],
+                               "ranking_seeds": [0, 1, 2], "ranking_note": None}]
     assert [g["baseline"] for g in found["groups"]] == ["he_normal", "he_normal"]

@@ -122,3 +122,35 @@ def test_progress_fraction_and_eta():
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert eta_seconds(now - timedelta(seconds=30), now, 0.25) == pytest.approx(90.0)
     assert eta_seconds(None, now, 0.5) is None and eta_seconds(now, now, 0.0) is None
+
+
+def test_the_lead_counts_only_the_runs_the_statistics_count():
+    """Audit case D: a cancelled run's 60 % at epoch 1 must not hand the lead to the other group."""
+    he = group_verdict([run_verdict(_rows([v])) for v in (0.950, 0.940, 0.960, 0.60)],
+                       ["succeeded"] * 3 + ["cancelled"])
+    other = group_verdict([run_verdict(_rows([v])) for v in (0.940, 0.930, 0.9505, 0.945)], ["succeeded"] * 4)
+    assert he["final_val_accuracy"]["mean"] < other["final_val_accuracy"]["mean"], "the table's means still show it"
+    assert sorted(he["counted"]) == [0, 1, 2]
+    assert mark_leader([he, other]) == 0
+    failed = group_verdict([run_verdict(_rows([v])) for v in (0.950, 0.940, 0.960, 0.60)],
+                           ["succeeded"] * 3 + ["failed"])
+    assert mark_leader([failed, other]) == 0
+    running = group_verdict([run_verdict(_rows([v])) for v in (0.950, 0.940, 0.960, 0.60)],
+                            ["succeeded"] * 3 + ["running"])
+    assert mark_leader([running, other]) == 0
+
+
+def test_the_lead_is_on_the_seeds_every_group_has():
+    """Audit case C': a NaN on seed 3 leaves the other group's bad seed 3 out too, so the lead agrees with the test."""
+    he = group_verdict([run_verdict(_rows([v], val_loss=[math.nan] if math.isnan(v) else None))
+                        for v in (0.950, 0.940, 0.960, math.nan)], ["succeeded"] * 3 + ["diverged"], [0, 1, 2, 3])
+    other = group_verdict([run_verdict(_rows([v])) for v in (0.960, 0.951, 0.972, 0.861)], ["succeeded"] * 4,
+                          [0, 1, 2, 3])
+    assert he["final_val_accuracy"]["mean"] > other["final_val_accuracy"]["mean"]
+    assert mark_leader([he, other]) == 1
+    # Seeds, not positions: a group whose runs are listed in another order pairs by seed.
+    shuffled = group_verdict([run_verdict(_rows([v])) for v in (0.861, 0.972, 0.951, 0.960)], ["succeeded"] * 4,
+                             [3, 2, 1, 0])
+    assert mark_leader([he, shuffled]) == 1
+    disjoint = group_verdict([run_verdict(_rows([0.99]))], ["succeeded"], [7])
+    assert mark_leader([he, disjoint]) is None, "no seed in common: no lead"

@@ -289,10 +289,15 @@ def test_summary_statistics_pair_seeds_against_a_baseline(sqlite_app):
     assert noise["seeds_needed"] is None, "no difference to find"
     assert he["difference"]["final_val_accuracy"]["verdict"] == "baseline"
     assert he["difference"]["final_val_accuracy"]["p_value"] is None
-    # Tiers: glorot leads; he_uniform alone could not be told from it (p = 0.16), but its mean is he_normal's,
-    # which glorot beats on every seed, and a tie in mean is never split.
-    assert (glorot["rank"], he["rank"], uniform["rank"], zeros["rank"]) == (1, 2, 2, 4)
-    assert he["tied_with"] == ["he_uniform"] and uniform["tied_with"] == ["he_normal"] and glorot["tied_with"] == []
+    # Tiers are on the seeds every ranked initializer has finished: zeros' seed 2 still runs and its seed 3 is NaN,
+    # so seeds 0 and 1; at 2 seeds no pair survives Holm over the 6 pairs (t(1)), so all share rank 1, and the
+    # cell says which finished runs the ranks leave out. The verdicts against he_normal keep their own seeds.
+    assert (glorot["rank"], he["rank"], uniform["rank"], zeros["rank"]) == (1, 1, 1, 1)
+    cell = info["cells"][0]
+    assert cell["ranking_seeds"] == [0, 1] and "6 other finished runs left out of the ranks" in cell["ranking_note"]
+    assert glorot["rank_mean"] == pytest.approx(np.mean([0.85 + SEED_EFFECT[s] + GLOROT_GAIN[s] for s in (0, 1)]))
+    assert sorted(glorot["tied_with"]) == ["he_normal", "he_uniform", "zeros"] and glorot["differs_from"] == []
+    assert gain["comparisons"] == 3 and gain["p_adjusted"] < 0.05
 
     # zeros: the running run waits, the diverged run's NaN final stays out; its best (0.1) counts.
     assert (zeros["runs"], zeros["used"], zeros["active"], zeros["excluded"], zeros["diverged"]) == (4, 3, 1, 0, 1)

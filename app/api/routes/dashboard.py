@@ -52,7 +52,7 @@ Baseline = Annotated[str | None, Query(
     max_length=200, json_schema_extra={"pattern": BASELINE_PATTERN},
     description="group key the differences are against: an initializer id, e.g. he_normal, or with its parameters, "
                 "e.g. random_normal(stddev=0.01); when the study lacks it: he_normal for the ReLU family, "
-                "glorot_uniform otherwise, else the best ranked"), AfterValidator(_known_baseline)]
+                "glorot_uniform otherwise, else the first in the study's order"), AfterValidator(_known_baseline)]
 # dense_0 ... dense_{depth-1} or output (app/domain/layers.py); a layer the run lacks is a 404.
 Layer = Annotated[plain_text(max_length=64), Query(description="dense_0, dense_1, ... or output")]
 Threshold = Annotated[float, Query(gt=0, le=100, allow_inf_nan=False,
