@@ -132,6 +132,9 @@ def _engine(url: str, lock_timeout_s: float, idle_transaction_s: float) -> Engin
             # SQLite now cuts the file back to 64 MiB.
             cursor.execute("PRAGMA journal_size_limit=67108864")
             cursor.close()
+            # SQLite's lower() (and so ILIKE, which SQLAlchemy writes as lower() LIKE lower()) folds
+            # ASCII only: "étude" did not find "Étude". Python's folds every letter, as PostgreSQL does.
+            dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
         return engine
     connect_args = {}
@@ -140,6 +143,10 @@ def _engine(url: str, lock_timeout_s: float, idle_transaction_s: float) -> Engin
         connect_args["options"] = f"-c lock_timeout={busy_ms} -c idle_in_transaction_session_timeout={idle_ms}"
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_deserializer=_json_loads,
                          connect_args=connect_args)
+
+
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 def get_engine() -> Engine:

@@ -37,14 +37,3 @@ def test_a_cancel_behind_another_sqlite_writer_answers_503_then_goes_through(mig
     finally:
         holder.close()
 
-
-def test_sqlite_cuts_its_write_ahead_log_back_after_checkpoints(migrated):
-    """Deleting a 512-run study left a 1 GB WAL file behind; journal_size_limit bounds what stays."""
-    from sqlalchemy import text
-
-    from app.storage.db import get_engine
-
-    migrated()
-    with get_engine().connect() as connection:
-        assert connection.execute(text("PRAGMA journal_size_limit")).scalar_one() == 64 * 1024 * 1024
-        assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
