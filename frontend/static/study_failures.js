@@ -10,7 +10,10 @@ import { FONT, PLOT_CONFIG } from "./charts.js";
 const section = document.getElementById("failures-section");
 const body = document.getElementById("failures-body");
 
-const state = { renders: 0 };
+// Past this many runs the table lists only the runs with a failure mode until asked for all: a
+// 512-run study's table was 20,000 px tall, one "none" row after another above the curves.
+const LONG = 24;
+const state = { renders: 0, showAll: false };
 const parts = {};
 
 function build() {
@@ -26,12 +29,14 @@ function build() {
   parts.table.addEventListener("focusin", (event) => showEvidence(event.target));
   parts.table.addEventListener("click", (event) => showEvidence(event.target));
   parts.status = el("p", { id: "failures-status", class: "muted", role: "status", "aria-live": "polite" });
+  parts.toggle = el("button", { type: "button", id: "failures-show-all", class: "secondary", hidden: true,
+                                onclick: () => { state.showAll = !state.showAll; if (state.view) renderFailures(state.view); } });
   parts.rules = el("dl", { class: "failure-rules" });
   body.replaceChildren(
     el("p", { class: "hint", text: "Decided from the worker's measurements on the fixed probe batch, at initialization "
       + "(epoch 0) and at each run's latest epoch. Hover, focus or click a tag for its evidence." }),
     el("h3", { text: "How often each initializer fails" }), parts.matrix,
-    el("h3", { text: "Tags per run" }), el("div", { class: "table-wrap" }, parts.table), parts.evidence, parts.status,
+    el("h3", { text: "Tags per run" }), el("div", { class: "table-wrap" }, parts.table), parts.toggle, parts.evidence, parts.status,
     el("details", { class: "failure-help" }, el("summary", { text: "What each tag means" }), parts.rules));
 }
 
@@ -101,7 +106,15 @@ export function renderFailures(view) {
   const grid = hasGrid(view);
   parts.table.tHead.rows[0].replaceChildren(...["Initializer", ...(grid ? ["Cell"] : []), "Activation", "Seed", "Status",
     "Failure modes"].map((text) => el("th", { scope: "col", text })));
-  parts.table.tBodies[0].replaceChildren(...view.runs.map((run) => el("tr", { "data-run-id": run.run_id,
+  state.view = view;
+  const tagged = view.runs.filter((run) => !run.measured || run.tags.length);
+  const long = view.runs.length > LONG;
+  const shown = long && !state.showAll ? tagged : view.runs;
+  parts.toggle.hidden = !long;
+  parts.toggle.textContent = state.showAll
+    ? `Show only the ${tagged.length} runs with a failure mode (or not measured yet)`
+    : `Show all ${view.runs.length} runs (${view.runs.length - tagged.length} without a failure mode are hidden)`;
+  parts.table.tBodies[0].replaceChildren(...shown.map((run) => el("tr", { "data-run-id": run.run_id,
     "data-run-label": [run.label, cellText(run), `seed ${run.seed}`].filter(Boolean).join(" · ") },
     el("td", { text: run.label }), grid ? el("td", { class: "failure-cell", text: cellText(run) || "–" }) : null,
     el("td", { text: run.activation }), el("td", { class: "num", text: String(run.seed) }),

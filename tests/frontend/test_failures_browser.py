@@ -86,3 +86,26 @@ def test_section_appears_while_runs_train_and_follows_them(live_server, data_dir
                            timeout=20000)
     assert page.evaluate(SECTION_SHOWN) is True
     assert page.watch.errors == []
+
+
+def test_a_long_study_lists_its_failing_runs_and_the_rest_on_demand(live_server, data_dir, page):
+    """A 512-run study's table was 20,000 px of "none" rows above the curves: past 24 runs only the
+    runs with a failure mode are listed until the user asks for all."""
+    from app.schemas.studies import StudyCreate
+    from app.storage import studies
+
+    study = studies.create_study(StudyCreate(
+        name="Many seeds", dataset={"name": "fashion_mnist", "train_samples": 300, "validation_samples": 200},
+        model={"hidden_units": [16], "activation": "relu"}, training={"batch_size": 50, "epochs": 1},
+        initializers=["zeros", "he_normal"], seeds=list(range(13))))[0]
+    train(study, data_dir)
+    page.goto(f"{live_server}/studies/{study.id}")
+    page.wait_for_function(SECTION_SHOWN, timeout=20000)
+    page.wait_for_function("() => document.querySelectorAll('#failures-table tbody tr').length === 13")
+    assert set(chips(page)) == {"Zeros"}
+    toggle = page.locator("#failures-show-all")
+    assert toggle.inner_text() == "Show all 26 runs (13 without a failure mode are hidden)"
+    toggle.click()
+    page.wait_for_function("() => document.querySelectorAll('#failures-table tbody tr').length === 26")
+    assert toggle.inner_text() == "Show only the 13 runs with a failure mode (or not measured yet)"
+    assert page.watch.errors == []
