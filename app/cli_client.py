@@ -22,18 +22,13 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.cli_http import ApiError, BadUrl, Client, Unreachable
+from app.cli_progress import BAR_PER_RUN_UP_TO, FINISHED_OK, TERMINAL, StudyDisplay
 from app.cli_summary import plural, summary_table
-from app.domain.registry import label
 
 out = Console()
 err = Console(stderr=True)
-FINISHED_OK = {"succeeded", "diverged"}
-TERMINAL = FINISHED_OK | {"failed", "cancelled"}
-STATUS_STYLE = {"queued": "dim", "running": "cyan", "succeeded": "green", "diverged": "yellow", "failed": "red",
-                "cancelled": "magenta"}
 
 UrlOption = typer.Option(None, "--url", help="the server (default: http://127.0.0.1:$INITLAB_PORT)")
 TokenOption = typer.Option(None, "--token", help="API token (default: $INITLAB_API_TOKEN)", show_default=False)
@@ -101,37 +96,18 @@ def _create(client: Client, body: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-def _describe(run: dict[str, Any]) -> str:
-    """The domain's own label: a custom initializer's params are words and nulls too, not only numbers.
-    Escaped, since Rich reads a task's description as markup."""
-    return f"run {run['id']:>4} {escape(label(run['initializer'], run.get('initializer_params')))} seed {run['seed']}"
-
-
-def _progress_state(run: dict[str, Any]) -> dict[str, Any]:
-    status, epoch, epochs = run["status"], run["epoch"], max(1, run["epochs"])
-    done = float(epochs) if status == "succeeded" else float(epoch)
-    if status == "running" and run.get("batches"):
-        done = min(epochs, epoch + run["batch"] / run["batches"])
-    note = status + (f" at epoch {run['diverged_epoch']}" if status == "diverged" and run.get("diverged_epoch") else "")
-    style = STATUS_STYLE.get(status, "")
-    return {"total": epochs, "completed": done, "epochs": f"epoch {epoch} of {epochs}", "status": f"[{style}]{note}[/{style}]"}
-
-
 def wait_for(client: Client, study: dict[str, Any], interval: float, timeout: float) -> dict[str, Any]:
-    """Poll the study, one bar per run, until every run is finished; returns the last study."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[epochs]}"),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    """Poll the study once per interval until every run is finished; returns the last study.
+    Shown meanwhile by app/cli_progress.py: a bar per run in a small study, one bar and a tally in a large one."""
     deadline = time.monotonic() + timeout if timeout else None
-    with Progress(*columns, console=err, transient=False) as progress:
-        tasks = {run["id"]: progress.add_task(_describe(run), **_progress_state(run)) for run in study["runs"]}
+    with StudyDisplay(err, study) as display:
         while True:
             try:
                 study = client.json("GET", f"/api/studies/{study['id']}")
             except (Unreachable, ApiError) as exc:  # a restart or a database blip: keep waiting
                 if isinstance(exc, ApiError) and exc.status not in (502, 503, 504):
                     raise
-            for run in study["runs"]:
-                progress.update(tasks[run["id"]], **_progress_state(run))
+            display.update(study["runs"])
             if all(run["status"] in TERMINAL for run in study["runs"]):
                 return study
             if deadline and time.monotonic() > deadline:
@@ -142,7 +118,9 @@ def wait_for(client: Client, study: dict[str, Any], interval: float, timeout: fl
 def submit(
     study_file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
                                       help="the study, YAML or JSON: the body of POST /api/studies"),
-    wait: bool = typer.Option(False, "--wait", help="show a progress bar per run until all finish, then the summary"),
+    wait: bool = typer.Option(False, "--wait", help=f"follow the study until all runs finish, then print the summary: "
+                              f"a bar per run up to {BAR_PER_RUN_UP_TO} runs; above that one bar, a tally by status "
+                              "and a line for each run that fails, diverges or is cancelled"),
     url: str | None = UrlOption,
     token: str | None = TokenOption,
     interval: float = typer.Option(1.0, min=0.1, help="seconds between polls with --wait"),
