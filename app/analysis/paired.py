@@ -38,7 +38,8 @@ SEEDS_CAP = 1000
 ZERO_SPREAD = 1e-6
 
 
-def _finite(value: Any) -> bool:
+def is_finite(value: Any) -> bool:
+    """A real number (not a bool), neither NaN nor infinite: what a mean, a pair or a rank may use."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -48,7 +49,7 @@ def mean_ci(values: Sequence[Any], within: tuple[float, float] = (0.0, 1.0)) -> 
     The interval is clipped to ``within`` (accuracies: [0, 1]), where the mean must lie: with 2
     seeds t(1) = 12.7 reaches far past it, and cutting off impossible values costs no coverage.
     """
-    finite = [float(value) for value in values if _finite(value)]
+    finite = [float(value) for value in values if is_finite(value)]
     if not finite:
         return {"mean": None, "std": None, "ci_low": None, "ci_high": None, "n": 0}
     # Equal values are their own mean exactly (np.mean of three 0.8s is 0.8000000000000002).
@@ -139,7 +140,7 @@ def paired_difference(values: Mapping[int, Any], baseline: Mapping[int, Any], is
     Alone it is one comparison (p_adjusted = p_value, comparisons = 1); in a cell,
     adjust_verdicts() Holm-adjusts the cell's comparisons and re-judges them.
     """
-    seeds = sorted(seed for seed in values if seed in baseline and _finite(values[seed]) and _finite(baseline[seed]))
+    seeds = sorted(seed for seed in values if seed in baseline and is_finite(values[seed]) and is_finite(baseline[seed]))
     diffs = [float(values[seed]) - float(baseline[seed]) for seed in seeds]
     out: dict[str, Any] = {"mean": float(np.mean(diffs)) if diffs else None, "std": None, "ci_low": None, "ci_high": None,
                            "n": len(diffs), "seeds": seeds, "p_value": None, "p_adjusted": None, "comparisons": 0,

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from app.analysis.paired import (  # noqa: F401  (the tests, re-exported: statistics is what callers import)
-    ALPHA, CONFIDENCE, POWER, SEEDS_CAP, ZERO_SPREAD, _finite, adjust_verdicts, holm, mean_ci, paired_difference,
+    ALPHA, CONFIDENCE, POWER, SEEDS_CAP, ZERO_SPREAD, is_finite, adjust_verdicts, holm, mean_ci, paired_difference,
     paired_t, seeds_needed, t_power,
 )
 from app.domain.activations import RELU_FAMILY
@@ -72,7 +72,7 @@ def epochs_to_threshold(rows: Sequence[Mapping[str, Any]], threshold: float) -> 
     """The first epoch whose validation accuracy reaches ``threshold`` (a fraction); None: never."""
     for row in rows:
         value = row.get("val_accuracy")
-        if _finite(value) and value >= threshold - THRESHOLD_SLACK:
+        if is_finite(value) and value >= threshold - THRESHOLD_SLACK:
             return int(row["epoch"])
     return None
 
@@ -104,7 +104,7 @@ def rank(means: Sequence[float | None]) -> list[tuple[int | None, list[int]]]:
 
 def ranking_seeds(finals: Sequence[Mapping[int, Any]]) -> list[int]:
     """The seeds every group with a finite value has a finite value for: what ranks and leads are computed on."""
-    sets = [{seed for seed, value in f.items() if _finite(value)} for f in finals]
+    sets = [{seed for seed, value in f.items() if is_finite(value)} for f in finals]
     sets = [found for found in sets if found]
     return sorted(set.intersection(*sets)) if sets else []
 
@@ -128,9 +128,9 @@ def tiers(finals: Sequence[Mapping[int, Any]]) -> dict[str, Any]:
     "differs" (per group the indices the adjusted test tells apart from it).
     """
     seeds = ranking_seeds(finals)
-    ranked = [i for i, f in enumerate(finals) if any(_finite(v) for v in f.values())]
+    ranked = [i for i, f in enumerate(finals) if any(is_finite(v) for v in f.values())]
     values = {i: [float(finals[i][s]) for s in seeds] if seeds else
-              [float(v) for v in finals[i].values() if _finite(v)] for i in ranked}
+              [float(v) for v in finals[i].values() if is_finite(v)] for i in ranked}
     means: list[float | None] = [_mean(values[i]) if i in values else None for i in range(len(finals))]
     differs: list[set[int]] = [set() for _ in finals]
     pairs = [(i, j) for a, i in enumerate(ranked) for j in ranked[a + 1:]]
@@ -262,7 +262,7 @@ def _cell_statistics(groups: Sequence[Mapping[str, Any]], activation: str, basel
         })
     ranked = sorted((i for i, (r, _) in enumerate(ranks) if r is not None), key=lambda i: (ranks[i][0], -means[i], i))
     seeds = tiered["seeds"]
-    left_out = sum(_finite(value) and seed not in seeds for g in per_group for seed, value in g["final"].items())
+    left_out = sum(is_finite(value) and seed not in seeds for g in per_group for seed, value in g["final"].items())
     if not ranked:
         note = None
     elif not seeds:
