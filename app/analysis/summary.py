@@ -161,11 +161,12 @@ def mark_leader(tables: Sequence[dict[str, Any]]) -> int | None:
     Over each table's ``counted`` runs (group_verdict: finished, finite; failed, cancelled and
     unfinished runs are not a result) on the seeds every counted group has: the highest mean.
     No lead when no seed is common, when another group has the same mean (nothing tells them
-    apart), or when the leader's values there all come from diverged runs.
+    apart), when the leader's values there all come from diverged runs, or when it is the cell's
+    only counted group (leading nothing).
     """
     counted = [table.get("counted", {}) for table in tables]
     seeds = ranking_seeds([{seed: value for seed, (value, _) in c.items()} for c in counted])
-    if not seeds:
+    if not seeds or sum(1 for c in counted if c) < 2:
         return None
     scored = [(sum(c[s][0] for s in seeds) / len(seeds), -i) for i, c in enumerate(counted) if c]
     best, index = max(scored)

@@ -92,6 +92,16 @@ function cellSentence(cell, scored) {
     return text;
   }
   const top = sorted[0].table.final_val_accuracy;
+  const score = formatMeanStd(top, { percent: true });
+  if (sorted.length === 1) {
+    return `${where}${shortLabel(sorted[0])}: ${score} final validation accuracy`
+      + (top.n > 1 ? ` over ${top.n} seeds` : "") + `, the only initializer${cell ? " in this cell" : ""}: nothing to lead.`;
+  }
+  if (scored.some((g) => g.table.active)) {
+    // The lead is decided on finished runs only, as the statistics are (app/analysis/summary.py mark_leader).
+    return `${where}No initializer leads yet: the lead is decided on finished runs (highest mean so far: `
+      + `${shortLabel(sorted[0])}, ${score}).`;
+  }
   if (scored.every((g) => !g.table.undiverged)) {
     return `${where}No initializer leads: every run diverged (NaN/∞ loss); the accuracies shown are where the `
       + `diverged networks ended (${formatMeanStd(top, { percent: true })} at best).`;
@@ -101,8 +111,12 @@ function cellSentence(cell, scored) {
     return `${where}No initializer leads: ${tied.map(shortLabel).join(", ")} have the same mean final validation `
       + `accuracy (${formatMeanStd(top, { percent: true })}).`;
   }
-  return `${where}No initializer leads: the highest mean (${shortLabel(sorted[0])}, ${formatMeanStd(top, { percent: true })}) `
-    + "comes only from diverged runs.";
+  if (!sorted[0].table.undiverged) {
+    return `${where}No initializer leads: the highest mean (${shortLabel(sorted[0])}, ${score}) `
+      + "comes only from diverged runs.";
+  }
+  return `${where}No initializer leads: the initializers have no finished seed in common (failed or cancelled `
+    + "runs are not results), so their means would not compare like with like.";
 }
 
 /**

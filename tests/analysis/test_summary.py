@@ -154,3 +154,5 @@ def test_the_lead_is_on_the_seeds_every_group_has():
     assert mark_leader([he, shuffled]) == 1
     disjoint = group_verdict([run_verdict(_rows([0.99]))], ["succeeded"], [7])
     assert mark_leader([he, disjoint]) is None, "no seed in common: no lead"
+    assert mark_leader([other]) is None, "a cell's only initializer leads nothing"
+    assert mark_leader([other, group_verdict([], [], [])]) is None, "nor beside a group with no finished run"

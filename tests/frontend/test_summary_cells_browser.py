@@ -79,3 +79,31 @@ def test_all_diverged_study_names_no_leader(live_server, page):
     hint = page.locator("#summary-table").locator("xpath=../following-sibling::p[1]").inner_text()
     assert "last finite accuracy" in hint and "sample standard deviation" in hint and "left out of the means" not in hint
     assert page.watch.errors == [] and page.watch.external() == []
+
+
+def test_a_lone_initializer_and_a_training_study_name_no_leader_and_say_why(live_server, page):
+    """The lead counts finished runs only, like the statistics: while runs train, and for a cell's
+    only initializer, the verdict says why nobody leads (it claimed "comes only from diverged runs")."""
+    from app.storage import records
+    from app.storage import runs as run_store
+
+    alone = _create("one initializer", model={"hidden_units": [16]}, initializers=["he_normal"])
+    for run in alone.runs:
+        record_run(run, [0.8, 0.9])
+    page.goto(f"{live_server}/studies/{alone.id}")
+    page.wait_for_function(READY, timeout=20000)
+    verdict = page.locator("#verdict-text").inner_text()
+    assert verdict.startswith("He normal: ") and verdict.endswith("the only initializer: nothing to lead."), verdict
+
+    training = _create("still training", model={"hidden_units": [16]}, initializers=["he_normal", "glorot_uniform"])
+    for run in training.runs:
+        run_store.claim_run(run.id, worker_host="test")
+        records.record_epoch(run.id, 1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0,
+                                         "val_accuracy": 0.5 + (0.1 if run.initializer == "he_normal" else 0.0),
+                                         "seconds": 1.0})
+    page.goto(f"{live_server}/studies/{training.id}")
+    page.wait_for_function("() => document.getElementById('verdict-text').innerText.includes('leads yet')", timeout=20000)
+    verdict = page.locator("#verdict-text").inner_text()
+    assert verdict.startswith("No initializer leads yet: the lead is decided on finished runs (highest mean so far: "
+                              "He normal"), verdict
+    assert "diverged" not in verdict and page.watch.errors == []
