@@ -170,4 +170,4 @@ def test_table_std_is_the_statistics_sample_std(sqlite_app):
     assert group["table"]["final_val_accuracy"]["std"] == pytest.approx(expected)
     assert group["stats"]["final_val_accuracy"]["std"] == pytest.approx(expected)
     assert group["curves"]["val_accuracy"]["std"] == [pytest.approx(expected)]
-    assert group["table"]["leader"], "one finished group leads its (one-group) study, as before"
+    assert not group["table"]["leader"], "a study's only initializer leads nothing (mark_leader)"
