@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from app.analysis import phase
-from app.domain.datasets import DATASETS
 from app.domain.numbers import json_safe
 from app.domain.spec import StudySpec
 from app.storage import views
@@ -44,11 +43,9 @@ def phase_view(study_id: int, spec: StudySpec, metric: str = phase.DEFAULT_METRI
 
 
 def samples_of(spec: StudySpec, metric: str) -> int:
-    """The images a run's ``metric`` is measured on: the validation subset's, else the training subset's."""
-    info = DATASETS[spec.dataset.name]
-    if metric.startswith("val_"):
-        return spec.dataset.validation_samples or info.test_size
-    return spec.dataset.train_samples or info.train_size
+    """The images a run's ``metric`` is measured on: the validation images for a ``val_`` metric."""
+    train, validation = spec.dataset.sizes()
+    return validation if metric.startswith("val_") else train
 
 
 NORMALIZATION_NAMES = {"batchnorm": "BatchNorm", "layernorm": "LayerNorm"}

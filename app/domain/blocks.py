@@ -78,6 +78,11 @@ class DatasetSpec(StrictModel):
                 raise field_error(field, f"{info.name} has {size} {split} images; at most {size} (null: all)", value)
         return self
 
+    def sizes(self) -> tuple[int, int]:
+        """(training, validation) images a run uses: the subsets', else the whole splits'."""
+        info = DATASETS[self.name]
+        return self.train_samples or info.train_size, self.validation_samples or info.test_size
+
 
 class ModelSpec(StrictModel):
     """The network; the defaults are the MLP initlab always trained (app/domain/architecture.py says the shape)."""

@@ -138,12 +138,6 @@ class GroupMemory:
         return self.shared + self.runs * self.run.total
 
 
-def _samples(spec: StudySpec) -> tuple[int, int]:
-    """(training, validation) samples a run of the study uses."""
-    info = DATASETS[spec.dataset.name]
-    return spec.dataset.train_samples or info.train_size, spec.dataset.validation_samples or info.test_size
-
-
 def run_memory(spec: StudySpec, depth: int | None = None, batch_size: int | None = None) -> RunMemory:
     """One run of the cell with ``depth`` (None: the model's own layers); ``batch_size`` overrides the spec's."""
     info = DATASETS[spec.dataset.name]
@@ -152,7 +146,7 @@ def run_memory(spec: StudySpec, depth: int | None = None, batch_size: int | None
     normalized = sum(math.prod(layer.output_shape) for layer in network.hidden if layer.norm)
     summed = sum(math.prod(block.layers[-1].output_shape) for block in network.blocks if block.residual)
     pooled = network.activation_values() - hidden
-    train, validation = _samples(spec)
+    train, validation = spec.dataset.sizes()
     batch = min(batch_size or spec.training.batch_size, train)
     copies = 1 + 1 + OPTIMIZER_COPIES[spec.training.optimizer] + RECORDER_COPIES
     activations = (batch * info.input_dim * INPUT_BYTES_PER_PIXEL
@@ -166,7 +160,7 @@ def run_memory(spec: StudySpec, depth: int | None = None, batch_size: int | None
 def data_memory(spec: StudySpec) -> int:
     """The data set as a worker holds it while training a run of the study."""
     info = DATASETS[spec.dataset.name]
-    train, validation = _samples(spec)
+    train, validation = spec.dataset.sizes()
     whole = (info.train_size + info.test_size) * info.input_dim * FLOAT
     subsets = ((spec.dataset.train_samples or 0) + (spec.dataset.validation_samples or 0)) * info.input_dim * FLOAT
     rows = (train + validation) * info.input_dim * 3
@@ -208,7 +202,7 @@ def device_runs_that_fit(spec: StudySpec, device_memory: int, depth: int | None 
     float32 copies stay in host memory (``group_memory``, checked against INITLAB_WORKER_MEMORY).
     """
     info = DATASETS[spec.dataset.name]
-    train, validation = _samples(spec)
+    train, validation = spec.dataset.sizes()
     room = int(device_memory * DEVICE_USABLE_FRACTION) - (train + validation) * info.input_dim
     per_run = run_memory(spec, depth).total
     return max(0, room // per_run) if room > 0 else 0
@@ -227,7 +221,7 @@ def auto_group_size(spec: StudySpec, runs: int, device_memory: int | None, depth
 
 def largest_batch_that_fits(spec: StudySpec, memory: int, depth: int | None = None) -> int:
     """The largest batch size with which one run of the cell fits in ``memory`` (0: none does)."""
-    low, high = 0, min(spec.training.batch_size, _samples(spec)[0])
+    low, high = 0, min(spec.training.batch_size, spec.dataset.sizes()[0])
     while low < high:  # the estimate grows with the batch
         middle = (low + high + 1) // 2
         if group_memory(spec, 1, depth, middle).total <= memory:
