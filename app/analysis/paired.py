@@ -106,27 +106,31 @@ def holm(p: Any) -> np.ndarray:
     return np.where(np.isnan(p), np.nan, out)
 
 
-def t_power(n: Any, effect: Any) -> np.ndarray:
-    """Power of the two-sided paired t-test at ALPHA with n pairs when mean / sd of the differences is ``effect``."""
+def t_power(n: Any, effect: Any, alpha: float = ALPHA) -> np.ndarray:
+    """Power of the two-sided paired t-test at ``alpha`` with n pairs when mean / sd of the differences is ``effect``."""
     n, effect = np.asarray(n, dtype=float), np.abs(np.asarray(effect, dtype=float))
-    crit, shift = stats.t.ppf(1 - ALPHA / 2, n - 1), effect * np.sqrt(n)
+    crit, shift = stats.t.ppf(1 - alpha / 2, n - 1), effect * np.sqrt(n)
     # The wrong-sign tail is below 1e-9 where scipy's nct.cdf gives NaN (large shifts).
     return stats.nct.sf(crit, n - 1, shift) + np.nan_to_num(stats.nct.cdf(-crit, n - 1, shift), nan=0.0)
 
 
-def seeds_needed(mean: float | None, std: float | None) -> tuple[int | None, bool]:
+def seeds_needed(mean: float | None, std: float | None, comparisons: int = 1) -> tuple[int | None, bool]:
     """Pairs for POWER if the true difference and spread were the observed ones; (None, True): over SEEDS_CAP.
 
     (None, False) where it is undefined: no spread or no mean difference. The normal
     approximation is a lower bound (t has fatter tails), so the search starts there.
+    With several ``comparisons`` in the cell the verdict is Holm-adjusted, so the count is for
+    a test at ALPHA / comparisons: Holm rejects whatever that Bonferroni test rejects, so the
+    adjusted verdict finds the gap at least POWER of the time (an unadjusted count fell short:
+    tests/analysis/test_statistics_simulation.py).
     """
     if mean is None or not std or abs(mean) <= ZERO_SPREAD:
         return None, False
-    effect = abs(mean) / std
-    start = max(2, math.floor(((stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)) / effect) ** 2))
+    effect, alpha = abs(mean) / std, ALPHA / max(1, comparisons)
+    start = max(2, math.floor(((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)) / effect) ** 2))
     for low in range(start, SEEDS_CAP + 1, 32):
         ns = np.arange(low, min(low + 32, SEEDS_CAP + 1))
-        enough = np.flatnonzero(t_power(ns, effect) >= POWER)
+        enough = np.flatnonzero(t_power(ns, effect, alpha) >= POWER)
         if enough.size:
             return int(ns[enough[0]]), False
     return None, True
@@ -172,10 +176,11 @@ def _judge(out: dict[str, Any], is_baseline: bool = False) -> dict[str, Any]:
 
 def adjust_verdicts(differences: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One cell's comparisons with its baseline (one metric): p_adjusted by Holm over those with a p-value,
-    comparisons = how many, and the verdicts re-judged on the adjusted p."""
+    comparisons = how many, the verdicts re-judged on the adjusted p, and seeds_needed for that adjusted test."""
     tested = [i for i, d in enumerate(differences) if d["p_value"] is not None]
     adjusted = holm([differences[i]["p_value"] for i in tested])
     out = [dict(d) for d in differences]
     for i, p in zip(tested, adjusted):
-        out[i].update(p_adjusted=float(p), comparisons=len(tested))
+        needed, over = seeds_needed(out[i]["mean"], out[i]["std"], len(tested))
+        out[i].update(p_adjusted=float(p), comparisons=len(tested), seeds_needed=needed, seeds_needed_over_cap=over)
     return [_judge(d, d["verdict"] == "baseline") for d in out]

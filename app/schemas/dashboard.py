@@ -90,8 +90,9 @@ class PairedDifference(MeanCI):
         description="paired Student-t test; the exact sign-flip test when every difference is equal (no spread: "
                     "t is undefined), which cannot reject below 6 pairs")
     seeds_needed: int | None = Field(
-        description="paired seeds at which a two-sided paired t-test at 5 % has 80 % power, if the true difference "
-                    "and spread were the observed ones; null: undefined (under 2 pairs, no spread, no difference, "
+        description="paired seeds at which the verdict's test (two-sided paired t at 5 %, Holm-adjusted over the "
+                    "`comparisons`: sized at 5 % / comparisons) finds the difference at least 4 times in 5, if the "
+                    "true difference and spread were the observed ones; null: undefined (under 2 pairs, no spread, no difference, "
                     "the baseline) or over 1000 (seeds_needed_over_cap)")
     seeds_needed_over_cap: bool = Field(description="more than 1000 seeds would be needed")
     distinguishable: bool | None = Field(description="false when p_adjusted >= 0.05; null for the baseline itself "

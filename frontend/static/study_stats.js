@@ -129,7 +129,8 @@ function seedsCell(diff) {
     return el("td", {
       class: "num stat-seeds",
       title: `if the true difference were ${signed(diff.mean)} pp with this spread (SD ${pct(diff.std)} pp), a paired `
-        + `t-test at 5 % would find it 4 times in 5 with ${text} seeds; this study has ${diff.n}`,
+        + `t-test at 5 %${diff.comparisons > 1 ? `, Holm-adjusted over the cell's ${diff.comparisons} comparisons,` : ""}`
+        + ` would find it at least 4 times in 5 with ${text} seeds; this study has ${diff.n}`,
     }, text);
   }
   return el("td", { class: "num muted stat-seeds", title: why, text: "–" });

@@ -230,3 +230,32 @@ def test_fallback_baseline_keeps_each_comparison_at_5_percent(k, n, studies):
     print(f"\nfallback baseline, k={k} n={n}: per comparison {rate:.4f} (bound {0.05 + 2 * se:.4f}), "
           f"any verdict {family_rate:.4f} (bound {family_bound:.4f})")
     assert rate <= 0.05 + 2 * se and family_rate <= family_bound
+
+
+def test_seeds_needed_in_a_cell_gives_the_adjusted_verdict_its_power():
+    # A cell of 4 initializers: 3 comparisons with the baseline, Holm-adjusted. One candidate has the true gain, the
+    # other two none. Sized for an unadjusted test (11 seeds), the adjusted verdict found the gain only ~70 % of the
+    # time; sized for the cell it finds it at least 80 % of the time.
+    sd, k = SIGMA * math.sqrt(2), 4
+    alone, _ = st.seeds_needed(TRUE_GAIN, sd)
+    needed, over = st.seeds_needed(TRUE_GAIN, sd, comparisons=k - 1)
+    assert not over and needed > alone
+    rng = np.random.default_rng(7)
+    rates = {}
+    for n in (alone, needed - 1, needed):
+        diffs = rng.normal(0.0, sd, (STUDIES, k - 1, n))
+        diffs[:, 0, :] += TRUE_GAIN
+        raw = st.paired_t(diffs.reshape(-1, n))
+        adjusted = st.holm(raw["p"].reshape(STUDIES, k - 1))
+        rates[n] = float(np.mean((adjusted[:, 0] < st.ALPHA) & (raw["mean"].reshape(STUDIES, k - 1)[:, 0] > 0)))
+    print(f"\nseeds for the gain in a cell of {k}: {needed} (alone: {alone}); adjusted power by n: {rates}")
+    se = math.sqrt(0.8 * 0.2 / STUDIES)
+    assert rates[alone] < 0.8 - 2 * se, "sized for one test, the adjusted verdict falls short"
+    assert rates[needed] + 2 * se > 0.8
+    # What the page shows comes from the same sizing: a cell's comparisons carry the adjusted count.
+    base = {s: 0.9 for s in range(5)}
+    cell = st.adjust_verdicts([st.paired_difference({s: 0.9 + TRUE_GAIN + d for s, d in enumerate(row)}, base)
+                               for row in np.random.default_rng(3).normal(0.0, sd, (k - 1, 5))])
+    for diff in cell:
+        assert diff["comparisons"] == k - 1
+        assert (diff["seeds_needed"], diff["seeds_needed_over_cap"]) == st.seeds_needed(diff["mean"], diff["std"], k - 1)

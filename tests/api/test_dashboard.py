@@ -282,7 +282,9 @@ def test_summary_statistics_pair_seeds_against_a_baseline(sqlite_app):
     reference = ttest_1samp(list(GLOROT_GAIN.values()), 0.0)
     assert gain["mean"] == pytest.approx(0.02) and gain["p_value"] == pytest.approx(reference.pvalue, rel=1e-4)
     assert gain["ci_low"] > 0 and gain["verdict"] == "higher" and gain["test"] == "paired t"
-    assert gain["seeds"] == [0, 1, 2, 3] and gain["distinguishable"] is True and gain["seeds_needed"] == 3
+    assert gain["seeds"] == [0, 1, 2, 3] and gain["distinguishable"] is True
+    # Sized for the Holm-adjusted verdict over the cell's 3 comparisons: 4 seeds (3 for one test alone).
+    assert gain["comparisons"] == 3 and gain["seeds_needed"] == 4
     noise = uniform["difference"]["final_val_accuracy"]
     assert noise["mean"] == pytest.approx(0.0, abs=1e-9) and noise["ci_low"] < 0 < noise["ci_high"]
     assert noise["verdict"] == "not distinguishable" and noise["distinguishable"] is False
