@@ -148,7 +148,9 @@ def chance_evidence(run: dict[str, Any], metrics: list[dict[str, Any]]) -> list[
         return []
     last = metrics[-1]
     accuracies = [last.get("accuracy"), last.get("val_accuracy")]
-    if not all(is_finite(value) and abs(value - CHANCE) <= CHANCE_MARGIN for value in accuracies):
+    # Accuracies are stored as float32: 0.08 reads 0.0799999982 and 0.12 reads 0.1199999973, so the
+    # band gets float32's rounding on both sides, or it would take 12 % and refuse 8 %.
+    if not all(is_finite(value) and abs(value - CHANCE) <= CHANCE_MARGIN + 1e-6 for value in accuracies):
         return []
     return [_evidence(last["epoch"], None, last["val_accuracy"],
                       f"accuracy {accuracies[0]:.1%}, val_accuracy {accuracies[1]:.1%} at epoch {last['epoch']}")]
@@ -164,8 +166,10 @@ def run_tags(run: dict[str, Any], diagnostics: list[dict[str, Any]], gradients: 
         "saturated": _share_evidence(units, "saturated_fraction", SATURATED_SHARE, "of outputs saturated"),
         **gradient_evidence(_by_epoch(gradients)),
         "symmetric": symmetry_evidence(units),
-        "no_learning": chance_evidence(run, losses),
     }
+    # A diverged run is at chance because it diverged: "learnt nothing" would say it twice (a run can
+    # succeed with a NaN loss when nothing stops it).
+    evidence["no_learning"] = [] if evidence["diverged"] else chance_evidence(run, losses)
     return [{"tag": tag, "label": TAGS[tag][0], "evidence": evidence[tag]} for tag in TAGS if evidence[tag]]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from app.analysis.failures import (
@@ -187,3 +188,12 @@ def test_a_finished_run_at_chance_learnt_nothing():
     assert tags("succeeded", 0.125, 0.10) == []  # training accuracy above the margin: it learns something
     assert tags("succeeded", 0.10, 0.13) == []
     assert tags("running", 0.10, 0.10) == []  # only a finished run is judged
+    # The band is 2 points each side of chance as stored (float32), not as float64 happens to round it.
+    assert tags("succeeded", float(np.float32(0.08)), float(np.float32(0.12))) == ["no_learning"]
+    assert tags("succeeded", float(np.float32(0.0799)), 0.10) == [] and tags("succeeded", 0.10, float(np.float32(0.1201))) == []
+
+
+def test_a_succeeded_run_with_a_nan_loss_is_diverged_not_also_learnt_nothing():
+    metrics = [{"epoch": 1, "loss": math.nan, "val_loss": math.nan, "accuracy": 0.098, "val_accuracy": 0.1}]
+    found = run_tags({"id": 1, "status": "succeeded", "diverged_epoch": None}, [], [], metrics)
+    assert [tag["tag"] for tag in found] == ["diverged"]
