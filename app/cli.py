@@ -91,7 +91,7 @@ def worker(name: str = typer.Option("initlab", help="Celery node name"),
            gpus: str = typer.Option(None, help="comma-separated GPU ids: one worker process per GPU, each seeing "
                                                "only its own (default: INITLAB_WORKER_GPUS)"),
            ) -> None:
-    """Run one training worker process, or one per GPU."""
+    """Run one training worker process, or one per GPU; each is started again when it exits."""
     settings = get_settings()
     try:
         devices = parse_gpus(gpus) if gpus is not None else settings.worker_gpus
@@ -105,17 +105,26 @@ def worker(name: str = typer.Option("initlab", help="Celery node name"),
     env = worker_env(os.environ, settings)
     if settings.worker_threads > 0:  # by default a lone worker keeps TensorFlow's own choice (every core)
         env.update(thread_env(settings.worker_threads))
-    os.execve(sys.executable, worker_command(name, chosen), env)
+    # Supervised, not exec'd: a worker whose broker consumer went quiet exits 75 (worker/watchdog.py)
+    # and must be started again, on a bare host as under `initlab up` or compose's restart policy.
+    raise typer.Exit(_supervise([Child(f"worker {name}", worker_command(name, chosen), env, restartable=True)],
+                                f"worker {name} ({settings.keras_backend}, CPU); Ctrl-C stops"))
 
 
 def _supervise_gpu_workers(gpus: list[str], name: str, queues: list[str] | None) -> int:
     """Run one worker per GPU until SIGTERM or Ctrl-C, each restarted as ``initlab up``'s are."""
     launches = gpu_workers(gpus, name, queues, os.environ)
-    supervisor = Supervisor([Child(f"worker {launch.name} (GPU {launch.gpu})", launch.args, launch.env,
-                                   restartable=True) for launch in launches])
+    return _supervise([Child(f"worker {launch.name} (GPU {launch.gpu})", launch.args, launch.env, restartable=True)
+                       for launch in launches],
+                      f"{noun(len(gpus), 'worker')} on {noun(len(gpus), 'GPU')} {', '.join(gpus)} "
+                      f"({get_settings().keras_backend}); Ctrl-C stops")
+
+
+def _supervise(children: list[Child], banner: str) -> int:
+    """Run the worker children until SIGTERM or Ctrl-C, each restarted as ``initlab up``'s are."""
+    supervisor = Supervisor(children)
     supervisor.start()
-    console.print(f"[bold]initlab[/bold] {noun(len(gpus), 'worker')} on {noun(len(gpus), 'GPU')} {', '.join(gpus)} "
-                  f"({get_settings().keras_backend}); Ctrl-C stops")
+    console.print(f"[bold]initlab[/bold] {banner}")
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     supervisor.run()

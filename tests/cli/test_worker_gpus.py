@@ -160,3 +160,39 @@ def test_gpu_ids_are_read_and_checked():
     result = CliRunner().invoke(cli, ["worker", "--gpus", "first"])
     assert result.exit_code == 2
     assert "not a GPU id: 'first'" in result.output
+
+
+# A CPU worker's stand-in: the first start exits 75 as the watchdog does on a stuck consumer; later ones stay up.
+STUCK_ONCE = """
+import os, sys, time
+starts = os.path.join(sys.argv[2], "starts.txt")
+with open(starts, "a") as out:
+    out.write(os.environ.get("KERAS_BACKEND", "?") + chr(10))
+if len(open(starts).read().split()) == 1:
+    sys.exit(75)
+time.sleep(120)
+"""
+
+
+def test_a_cpu_worker_whose_consumer_got_stuck_is_started_again(tmp_path):
+    # `initlab worker` on a bare CPU host used to exec Celery: a watchdog exit (75) ended it for good.
+    script = LAUNCH.replace("child = '''", "child = '''" + STUCK_ONCE + "\nraise SystemExit\n", 1).replace(
+        "cli._require_state_dir", "cli.worker_command = launch.worker_command\ncli._require_state_dir", 1)
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("INITLAB_", "XLA_", "CUDA_"))}
+    log_path = tmp_path / "output.txt"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
+                                   env={**environ, "INITLAB_STATE_DIR": str(tmp_path)},
+                                   stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    starts = tmp_path / "starts.txt"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if starts.exists() and starts.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.1)
+    try:
+        assert starts.exists() and starts.read_text() == "tensorflow\ntensorflow\n", log_path.read_text()[-2000:]
+        assert process.poll() is None, "the command stays up with its fresh worker"
+    finally:
+        output = stop(process, tmp_path)
+    assert "watchdog found the broker consumer stuck" in output.replace("\n", " ")
