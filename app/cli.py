@@ -138,11 +138,19 @@ def _supervise(children: list[Child], banner: str) -> int:
 WORKER_OOM_SCORE_ADJ = 500
 
 
-def _prefer_oom_kill() -> None:  # pragma: no cover - runs in the child between fork and exec
+def _worker_child() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """The kernel's first choice under memory pressure, and gone with its supervisor: a supervisor
+    killed outright (SIGKILL, no chance to stop its children) must not leave a worker training on."""
     try:
         with open("/proc/self/oom_score_adj", "w") as handle:
             handle.write(str(WORKER_OOM_SCORE_ADJ))
     except OSError:
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: Linux only
+    except (OSError, AttributeError):
         pass
 
 
@@ -201,7 +209,7 @@ class Supervisor:
         child.restart_at = None
         child.started_at = time.monotonic()
         child.process = subprocess.Popen(child.args, cwd=self.cwd, env=child.env,
-                                         preexec_fn=_prefer_oom_kill if child.restartable else None)
+                                         preexec_fn=_worker_child if child.restartable else None)
 
     def request_stop(self, _signum=None, _frame=None) -> None:
         self.stopping = True

@@ -170,14 +170,21 @@ with open(starts, "a") as out:
     out.write(os.environ.get("KERAS_BACKEND", "?") + chr(10))
 if len(open(starts).read().split()) == 1:
     sys.exit(75)
+with open(os.path.join(sys.argv[2], "pid.txt"), "w") as out:
+    out.write(str(os.getpid()))
 time.sleep(120)
 """
 
 
+def _stuck_once_launch() -> str:
+    """LAUNCH for a CPU worker (no --gpus) whose child is STUCK_ONCE."""
+    return LAUNCH.replace("child = '''", "child = '''" + STUCK_ONCE + "\nraise SystemExit\n", 1).replace(
+        "cli._require_state_dir", "cli.worker_command = launch.worker_command\ncli._require_state_dir", 1)
+
+
 def test_a_cpu_worker_whose_consumer_got_stuck_is_started_again(tmp_path):
     # `initlab worker` on a bare CPU host used to exec Celery: a watchdog exit (75) ended it for good.
-    script = LAUNCH.replace("child = '''", "child = '''" + STUCK_ONCE + "\nraise SystemExit\n", 1).replace(
-        "cli._require_state_dir", "cli.worker_command = launch.worker_command\ncli._require_state_dir", 1)
+    script = _stuck_once_launch()
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("INITLAB_", "XLA_", "CUDA_"))}
     log_path = tmp_path / "output.txt"
     with open(log_path, "w") as log:
@@ -196,3 +203,32 @@ def test_a_cpu_worker_whose_consumer_got_stuck_is_started_again(tmp_path):
     finally:
         output = stop(process, tmp_path)
     assert "watchdog found the broker consumer stuck" in output.replace("\n", " ")
+
+
+def test_a_worker_does_not_outlive_its_supervisor_killed_outright(tmp_path):
+    # SIGKILL leaves the supervisor no chance to stop its children: the kernel ends them (PR_SET_PDEATHSIG).
+    script = _stuck_once_launch()
+    (tmp_path / "starts.txt").write_text("earlier\n")  # so the first start stays up
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("INITLAB_", "XLA_", "CUDA_"))}
+    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
+                               env={**environ, "INITLAB_STATE_DIR": str(tmp_path)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    pid_file = tmp_path / "pid.txt"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (pid_file.exists() and pid_file.read_text()):
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{child}").exists() and \
+                Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+            time.sleep(0.1)
+        alive = Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
+        assert not alive, "the worker kept running after its supervisor was SIGKILLed"
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
