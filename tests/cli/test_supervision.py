@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from app.cli import EXIT_RESTART_ME, WORKER_OOM_SCORE_ADJ, Child, Supervisor, api_command, describe_exit
+from app.cli import api_command
+from app.supervisor import EXIT_RESTART_ME, WORKER_OOM_SCORE_ADJ, Child, Supervisor, describe_exit
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
