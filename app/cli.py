@@ -63,6 +63,26 @@ def migrate() -> None:
 
 
 @cli.command()
+def compact() -> None:
+    """Give deleted studies' space back to the disk (SQLite; PostgreSQL: VACUUM ANALYZE). Run it while nothing trains."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.storage.maintenance import compact as compact_database
+
+    settings = get_settings()
+    _require_state_dir(create=False)
+    try:
+        done = compact_database(settings.database_url)
+    except OperationalError as exc:  # locked past the busy timeout (a worker writing), unreachable, disk full
+        typer.echo(f"initlab: cannot compact {redacted(settings.database_url)}: {exc.orig}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    mb = lambda size: f"{size / 1e6:,.1f} MB"  # noqa: E731
+    console.print(f"[green]{redacted(settings.database_url)}[/green]: {mb(done.before)} → {mb(done.after)}"
+                  + ("" if done.kind == "sqlite" else " (PostgreSQL keeps freed pages for new rows; VACUUM FULL "
+                                                       "returns them to the disk, locking the tables while it runs)"))
+
+
+@cli.command()
 def api(host: str = typer.Option(None, help="address to serve on (default: INITLAB_HOST)"),
         port: int = typer.Option(None, help="port to serve on (default: INITLAB_PORT)")) -> None:
     """Serve the API and dashboard (no worker)."""
