@@ -1,11 +1,13 @@
 // The live feed of a study: server-sent events from GET /api/studies/{id}/events.
-// "progress" carries every run's state; "end" comes once every run has finished. The server
-// closes a stream now and then on purpose and the feed reconnects after the "retry" delay.
+// A stream's first "progress" carries every run's state; later ones are "partial": only the runs
+// that changed and the running ones, which onProgress lays over what it has, by run id. "end" comes
+// once every run has finished. The server closes a stream now and then on purpose and the feed
+// reconnects after the "retry" delay, so the next event is the whole study again.
 // It is read with fetch() rather than EventSource, which cannot send the Authorization
 // header a server that guards its reads (INITLAB_READ_REQUIRES_TOKEN) asks for.
 import { authFetch } from "./common.js";
 
-/** Opens the stream; returns a handle with close(). Callbacks: onProgress(snapshot), onEnd(), onState(text). */
+/** Opens the stream; returns a handle with close(). Callbacks: onProgress(event), onEnd(), onState(text). */
 export function openLiveStream(studyId, { onProgress, onEnd, onState }) {
   const abort = new AbortController();
   let ended = false;

@@ -4,7 +4,7 @@
 // live through server-sent events: progress bars move at once, and when the event stream says
 // new data was written (its data version changed) one refresh fetches every view again. No
 // section polls on its own; the page stops listening when the study is over.
-import { ACTIVE_STATUSES, colourMap, fetchJSON, formatDuration, readJSON } from "./common.js";
+import { ACTIVE_STATUSES, colourMap, el, fetchJSON, formatDuration, readJSON } from "./common.js";
 import { draw } from "./charts.js";
 import { CURVE_CHARTS, curveFigure, isolateOnLegendClick } from "./curves.js";
 import { gradientFigure } from "./gradients.js";
@@ -170,20 +170,41 @@ function redraw() {
   hist.safely(hist.render());
 }
 
-function onProgress(snapshot) {
-  for (const run of snapshot.runs) state.live.set(run.id, run);
+/** The header's "Trained with" line, as the page's template draws it, from the feed's [[description, runs], ...]. */
+function renderEnvironments(environments) {
+  let row = $("spec-environment");
+  if (!environments.length) { if (row) row.hidden = true; return; }
+  if (!row) {
+    row = el("div", { id: "spec-environment" }, el("dt", { text: "Trained with" }), el("dd"));
+    root.querySelector("dl.spec")?.append(row);
+  }
+  row.hidden = false;
+  const dd = row.querySelector("dd");
+  if (environments.length === 1) { dd.textContent = environments[0][0]; return; }
+  dd.replaceChildren(el("strong", { text: `${environments.length} environments, whose numbers differ` }),
+                     `: ${environments.map(([text, count]) => `${text} (${count} run${count !== 1 ? "s" : ""})`).join("; ")}`);
+}
+
+/** One "progress" event: the whole study (a stream's first) or, with partial, only the runs that changed
+ *  and the running ones, laid over what the page has (app/api/routes/events.py). */
+function onProgress(event) {
+  if (!event.partial) state.live.clear();
+  for (const run of event.runs) state.live.set(run.id, run);
+  if (event.environments) renderEnvironments(event.environments);
   if (state.study) {
-    state.study.status = snapshot.status;
-    for (const run of state.study.runs) {
-      const live = state.live.get(run.id);
-      if (live) Object.assign(run, { status: live.status, epoch: live.epoch, batch: live.batch, batches: live.batches, error: live.error });
+    state.study.status = event.status;
+    const byId = new Map(state.study.runs.map((run) => [run.id, run]));
+    for (const live of event.runs) {
+      const run = byId.get(live.id);
+      if (run) Object.assign(run, { status: live.status, epoch: live.epoch, batch: live.batch, batches: live.batches, error: live.error });
     }
     renderHeader();
-    if (state.summary) renderRuns($("runs-table").tBodies[0], runRows(), act);
+    // Rows whose run did not change are compared, not rebuilt (runs_table.js).
+    if (state.summary && event.runs.length) renderRuns($("runs-table").tBodies[0], runRows(), act);
   }
-  if (snapshot.data_version !== state.version) {
+  if (event.data_version !== state.version) {
     if (state.version !== null) scheduleData();
-    state.version = snapshot.data_version;
+    state.version = event.data_version;
   }
   status.textContent = (state.notice ? `${state.notice} ` : "") + "Live: progress and charts update as the runs train.";
 }

@@ -8,14 +8,26 @@ failed. A stream also closes by itself after ``STREAM_SECONDS`` (the browser's E
 reconnects on its own, after the ``retry`` delay) so that an open tab never keeps a
 stopping server waiting for long.
 
-    {"study_id", "status", "run_counts": {status: n}, "server_time",
-     "data_version": str,  # changes when metrics or layer statistics were written
+The first ``progress`` event of a stream is the whole study, so a client that (re)connects
+needs nothing else:
+
+    {"study_id", "status", "run_counts": {status: n}, "server_time", "partial": false,
+     "data_version": str,  # 16 hex characters; changes when metrics or layer statistics were written
+     "environments": [[description, runs], ...],  # what trained the runs (the header's "Trained with")
      "runs": [{"id", "status", "epoch", "epochs", "batch", "batches", "fraction",
                "eta_s", "elapsed_s", "started_at", "finished_at", "cancel_requested",
                "attempts", "error", "layer_epoch"}]}
 
+Every later one in the same stream has ``"partial": true`` and the same study fields
+(status, run_counts, data_version, server_time), but ``runs`` holds only the runs that
+changed since the previous event (ticking ``eta_s`` and ``elapsed_s`` aside), each whole,
+plus every running run (its ETA ticks); ``environments`` is there only when it changed. A
+client lays these runs over what it has, by id. On a 512-run study with two runs training
+that is about 1 kB a second instead of the whole study's 130 kB.
+
 Polling SQL (rather than a broker's pub/sub) keeps the worker's write path untouched and
-works the same on SQLite and PostgreSQL; at one query pair a second per open page it is cheap.
+works the same on SQLite and PostgreSQL; at one query pair a second per open page it is cheap
+(the environments are read again only when the data version moves).
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import StudyId, found
-from app.dashboard.live import changed, iso, snapshot
+from app.dashboard.live import changed, delta, iso, snapshot, study_environments
 from app.domain.lifecycle import TERMINAL_STATUSES
 from app.storage import studies
 from app.storage.db import StorageUnavailable
@@ -52,17 +64,22 @@ async def _stream(request: Request, study_id: int) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
     loop = asyncio.get_running_loop()
     opened = last_sent = loop.time()
-    previous = None
+    previous = None  # the last snapshot sent
+    environments, environments_version = [], None
     while True:
         try:
             current = await run_in_threadpool(snapshot, study_id)
+            if current["data_version"] != environments_version:
+                environments = await run_in_threadpool(study_environments, study_id)
+                environments_version = current["data_version"]
         except StorageUnavailable as exc:
             yield _event("unavailable", {"detail": str(exc)})
             return
         current["server_time"] = iso(datetime.now(timezone.utc))
+        current["environments"] = environments
         done = all(run["status"] in TERMINAL_STATUSES for run in current["runs"])
         if changed(previous, current) or done:
-            yield _event("progress", current)
+            yield _event("progress", {**current, "partial": False} if previous is None else delta(previous, current))
             previous, last_sent = current, loop.time()
         if done:
             yield _event("end", {"study_id": study_id, "status": current["status"]})
