@@ -27,8 +27,9 @@ class Stack:
         self.workers.append(worker)
         return worker
 
-    def worker_log(self) -> str:
-        return "\n".join(path.read_text()[-3000:] for path in sorted(self.logs.glob("worker*.log")))
+    def worker_log(self, tail: int | None = 3000) -> str:
+        """The workers' logs, each cut to its last ``tail`` characters (None: whole)."""
+        return "\n".join(path.read_text()[-tail if tail else 0:] for path in sorted(self.logs.glob("worker*.log")))
 
     def stop(self) -> None:
         for process in [self.api, *self.workers]:
